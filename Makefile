@@ -1,0 +1,34 @@
+# Set-up on a fresh machine: `make run`, then `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[test,plot]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/spikeode check
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 2>/dev/null --version >/dev/null; \
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+check: $(STAMP)
+	$(BIN)/spikeode check
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/recurrent_lif.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,9 @@
+"""spikeode: spiking neural networks as ODEs with events, with exact gradients."""
+
+from ._loop import Simulation as Simulation, simulate as simulate
+from ._root_finder import Illinois as Illinois
+from ._solver import ExactSolver as ExactSolver
+from ._spikes import SpikeTrain as SpikeTrain
+from .neurons import AbstractNeuron as AbstractNeuron, LIF as LIF
+
+__version__ = "0.1.0"

@@ -1,0 +1,385 @@
+"""The event loop: segments of Diffrax solves separated by jumps."""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import equinox.internal as eqxi
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
+
+from ._root_finder import Illinois
+from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
+from ._spikes import SpikeTrain
+from .neurons import AbstractNeuron
+
+
+class Simulation(eqx.Module):
+    """What [`spikeode.simulate`][] returns.
+
+    **Fields:**
+
+    - `spikes`: the population's output [`spikeode.SpikeTrain`][].
+    - `ts`: the requested save times (or `None`).
+    - `ys`: states at `ts`, shape `(len(ts), neurons, state)` (or `None`). A state at
+      the time of a jump is the one before the jump.
+    - `y_final`: the state at `t1`.
+    - `slopes`: for each spike, the rate of change of the spiking neuron's condition at
+      the crossing (`+inf` for padding); small values mean grazing crossings, whose
+      times are ill-conditioned.
+    - `overflow`: whether more spikes occurred than `max_spikes` (the simulation then
+      stopped at the first spike that did not fit).
+    - `num_segments`: number of solver segments the loop ran.
+    """
+
+    spikes: SpikeTrain
+    ts: Float[Array, " save"] | None
+    ys: Float[Array, "save neurons state"] | None
+    y_final: Float[Array, "neurons state"]
+    slopes: Float[Array, " capacity"]
+    overflow: Bool[Array, ""]
+    num_segments: Int[Array, ""]
+
+
+class _Carry(eqx.Module):
+    t: Scalar
+    y: Array
+    in_ptr: Array
+    save_ptr: Array
+    refr_until: Array
+    out_t: Array
+    out_i: Array
+    out_slope: Array
+    n_out: Array
+    ys: Array | None
+    done: Array
+    overflow: Array
+    failed: Array
+    segments: Array
+
+
+def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
+    """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
+    return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
+
+
+def simulate(
+    neuron: AbstractNeuron,
+    t1: ArrayLike,
+    inputs: SpikeTrain | None = None,
+    w_in: Float[Array, "inputs neurons"] | None = None,
+    *,
+    w_rec: Float[Array, "neurons neurons"] | None = None,
+    t0: ArrayLike = 0.0,
+    y0: Float[Array, "neurons state"] | None = None,
+    max_spikes: int,
+    save_ts: Float[Array, " save"] | None = None,
+    solver: diffrax.AbstractSolver | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    root_finder: optx.AbstractRootFinder | None = None,
+    dt0: ArrayLike | None = None,
+    max_steps: int = 4096,
+    throw: bool = True,
+) -> Simulation:
+    """Simulate a population of spiking neurons over `[t0, t1]`.
+
+    Between events the state is advanced by a Diffrax solve whose `diffrax.Event`
+    stops at the first upward zero crossing of `max_i condition_i` over the
+    non-refractory neurons; the spiking neuron is the arg-max. Jumps (reset, the
+    recurrent kick `w_rec[i]`, input kicks `w_in[j]`) are applied between segments.
+    Scheduled times (input spikes, ends of refractory periods, save times, `t1`) end a
+    segment; so does the model's `safe_step_end`, so that no crossing hides inside a
+    step. Everything is differentiable: spike times through the implicit function
+    theorem on the root find, states through the solver and the jumps. Reverse-mode
+    memory does not grow with the number of steps (checkpointed loops).
+
+    **Arguments:**
+
+    - `neuron`: the population's model ([`spikeode.AbstractNeuron`][]).
+    - `t1`: end time.
+    - `inputs`: input spikes (sorted, none before `t0`); spikes at or after `t1` have no
+      effect.
+    - `w_in`: input weights, shape `(inputs.num_neurons, neuron.num_neurons)`.
+    - `w_rec`: recurrent weights `w_rec[pre, post]`, or `None`.
+    - `t0`: start time.
+    - `y0`: initial state (default `neuron.init_state()`).
+    - `max_spikes`: capacity of the output spike buffer. Exceeding it is an error
+      (or, with `throw=False`, reported in `Simulation.overflow`).
+    - `save_ts`: sorted times in `[t0, t1]` at which to record the state.
+    - `solver`: any Diffrax solver; default `ExactSolver()` if the model has a
+      closed-form flow, else `diffrax.Tsit5()`.
+    - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-10, atol=1e-10)`
+      for numerical solvers; ignored by `ExactSolver` (one step per segment).
+    - `root_finder`: finds event times; default [`spikeode.Illinois`][].
+    - `dt0`: initial step for numerical solvers (default: Diffrax's choice).
+    - `max_steps`: maximum solver steps per segment.
+    - `throw`: raise on overflow, failed root finds or solver failures. With `False`
+      these are reported in `Simulation.overflow` and by NaN spike times.
+
+    **Returns:** a [`spikeode.Simulation`][].
+    """
+    neuron = neuron.check()
+    n = neuron.num_neurons
+    if y0 is None:
+        y0 = neuron.init_state()
+    y0 = jnp.asarray(y0)
+    if y0.shape != (n, neuron.state_size):
+        raise ValueError(
+            f"simulate: `y0` has shape {y0.shape}; expected ({n}, {neuron.state_size})."
+        )
+    dtype = y0.dtype
+    if not isinstance(max_spikes, int) or max_spikes < 1:
+        raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
+    t0 = jnp.asarray(t0, dtype)
+    t1 = jnp.asarray(t1, dtype)
+    t1 = eqx.error_if(t1, ~(t1 > t0), "simulate: `t1` must be greater than `t0`.")
+
+    # ---- inputs: sorted times, padded with one extra +inf; kick rows with a zero row
+    if inputs is None:
+        in_times = jnp.full((1,), jnp.inf, dtype)
+        in_ids = jnp.zeros((1,), jnp.int32)
+        w_in_pad = jnp.zeros((1, n), dtype)
+    else:
+        if inputs.times.ndim != 1:
+            raise ValueError(
+                "simulate: `inputs` must be one unbatched SpikeTrain; use jax.vmap "
+                f"for batches (got times of shape {inputs.times.shape})."
+            )
+        if w_in is None:
+            raise ValueError("simulate: `inputs` were given without `w_in`.")
+        w_in = jnp.asarray(w_in)
+        if w_in.shape != (inputs.num_neurons, n):
+            raise ValueError(
+                f"simulate: `w_in` has shape {w_in.shape}; expected "
+                f"({inputs.num_neurons}, {n}) for {inputs.num_neurons} inputs and "
+                f"{n} neurons."
+            )
+        inputs = inputs.validate(t0=t0)
+        in_times = jnp.concatenate([inputs.times.astype(dtype), jnp.full((1,), jnp.inf, dtype)])
+        in_ids = jnp.concatenate([inputs.neurons, jnp.full((1,), inputs.num_neurons, jnp.int32)])
+        w_in_pad = jnp.concatenate([w_in.astype(dtype), jnp.zeros((1, n), dtype)])
+    if w_rec is not None:
+        w_rec = jnp.asarray(w_rec)
+        if w_rec.shape != (n, n):
+            raise ValueError(
+                f"simulate: `w_rec` has shape {w_rec.shape}; expected ({n}, {n})."
+            )
+        w_rec = w_rec.astype(dtype)
+
+    # ---- save times
+    if save_ts is None:
+        num_save = 0
+        save_pad = jnp.full((1,), jnp.inf, dtype)
+    else:
+        save_ts = jnp.asarray(save_ts, dtype)
+        if save_ts.ndim != 1:
+            raise ValueError(f"simulate: `save_ts` must be 1-d, got shape {save_ts.shape}.")
+        num_save = save_ts.shape[0]
+        save_ts = eqx.error_if(
+            save_ts,
+            jnp.any(save_ts[1:] < save_ts[:-1]) | jnp.any(save_ts < t0) | jnp.any(save_ts > t1),
+            "simulate: `save_ts` must be sorted and lie in [t0, t1].",
+        )
+        save_pad = jnp.concatenate([save_ts, jnp.full((1,), jnp.inf, dtype)])
+
+    # ---- solver set-up
+    if solver is None:
+        solver = default_solver(neuron)
+    exact = isinstance(solver, ExactSolver)
+    if exact and not neuron.has_flow:
+        raise ValueError(
+            f"simulate: ExactSolver needs a closed-form `flow`, which "
+            f"{type(neuron).__name__} does not implement; pass a numerical solver."
+        )
+    if exact:
+        controller = diffrax.ConstantStepSize()
+        inner_max_steps = 4
+    else:
+        controller = (
+            diffrax.PIDController(rtol=1e-10, atol=1e-10)
+            if stepsize_controller is None
+            else stepsize_controller
+        )
+        inner_max_steps = max_steps
+    if root_finder is None:
+        root_finder = Illinois()
+    t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
+
+    def masked_condition(t, y, refractory):
+        return jnp.where(refractory, -jnp.ones((), dtype), neuron.condition(t, y))
+
+    def event_fn(t, y, args, **kwargs):
+        return jnp.max(masked_condition(t, y, args.refractory))
+
+    term = diffrax.ODETerm(neuron_vector_field)
+    event = diffrax.Event(event_fn, root_finder=root_finder, direction=True)
+
+    def solve(t, t_end, y, refractory):
+        args = SegmentArgs(neuron, refractory)
+        length = t_end - t
+        has_length = length > 0
+        if exact:
+            step = jnp.where(has_length, length, 1.0)
+        else:
+            step = dt0
+        sol = diffrax.diffeqsolve(
+            term,
+            solver,
+            t,
+            t_end,
+            step,
+            y,
+            args,
+            saveat=diffrax.SaveAt(t1=True),
+            stepsize_controller=controller,
+            event=event,
+            max_steps=inner_max_steps,
+            throw=False,
+        )
+        t_new = sol.ts[-1]
+        y_new = sol.ys[-1]
+        spiked = has_length & jnp.asarray(sol.event_mask)
+        ok = diffrax.is_okay(sol.result) | ~has_length
+        return t_new, y_new, spiked, ok
+
+    def body(c: _Carry) -> _Carry:
+        refractory = c.refr_until > c.t
+        t_in = in_times[c.in_ptr]
+        t_save = save_pad[c.save_ptr]
+        t_release = jnp.min(jnp.where(refractory, c.refr_until, jnp.inf))
+        t_sched = jnp.minimum(jnp.minimum(t_in, t_save), jnp.minimum(t_release, t1))
+        # A neuron already at threshold (e.g. a jump put it there) fires now.
+        fire_now = jnp.max(masked_condition(c.t, c.y, refractory)) >= 0
+        t_end = lax.stop_gradient(neuron.safe_step_end(c.t, c.y, t_sched, refractory))
+        t_end = jnp.where(fire_now, c.t, jnp.clip(t_end, c.t, t_sched))
+        # Where this segment has no length the solve is skipped (or, under vmap,
+        # computed and discarded); stop gradients there so nothing flows from it.
+        has_length = t_end > c.t
+        t_start = jnp.where(has_length, c.t, lax.stop_gradient(c.t))
+        # (a dummy positive length: Diffrax fills the dense info of a zero-length
+        # solve with zeros, which a root find under vmap would then evaluate)
+        t_stop = jnp.where(has_length, t_end, t_start + 1e-4 * (t1 - t0))
+        t_new, y_new, spiked_solve, ok = solve(t_start, t_stop, c.y, refractory)
+        spiked_solve = spiked_solve & has_length
+        ok = ok | ~has_length
+        t_new = jnp.where(has_length, t_new, c.t)
+        y_new = jnp.where(has_length, y_new, c.y)
+        spiked = fire_now | spiked_solve
+
+        cond_new = masked_condition(t_new, y_new, refractory)
+        i = jnp.argmax(cond_new)
+        fired = (jnp.arange(n) == i) & spiked
+        _, dcond = jax.jvp(
+            lambda tt, yy: neuron.condition(tt, yy),
+            (t_new, y_new),
+            (jnp.ones_like(t_new), neuron.vector_field(t_new, y_new, refractory)),
+        )
+        slope = lax.stop_gradient(dcond[i])
+        room = c.n_out < max_spikes
+        write = spiked & room
+        overflow = c.overflow | (spiked & ~room)
+
+        # jumps: spike (reset + recurrent kick), else scheduled items at t_end
+        y_spk = neuron.reset(y_new, fired)
+        if w_rec is not None:
+            y_spk = neuron.receive(y_spk, w_rec[i])
+        is_save = ~spiked & (t_new == t_save) & (t_save <= t_in)
+        is_input = ~spiked & ~is_save & (t_new == t_in) & (t_in < t1)
+        y_inp = neuron.receive(y_new, w_in_pad[in_ids[c.in_ptr]])
+        y_next = jnp.where(spiked, y_spk, jnp.where(is_input, y_inp, y_new))
+
+        idx = jnp.minimum(c.n_out, max_spikes - 1)
+        out_t = c.out_t.at[idx].set(t_new, pred=write)
+        out_i = c.out_i.at[idx].set(i.astype(jnp.int32), pred=write)
+        out_slope = c.out_slope.at[idx].set(slope, pred=write)
+        ys = c.ys
+        if ys is not None:
+            save_idx = jnp.minimum(c.save_ptr, num_save - 1)
+            ys = ys.at[save_idx].set(y_new, pred=is_save)
+        refr_until = jnp.where(fired, t_new + t_ref, c.refr_until)
+        save_ptr = c.save_ptr + is_save.astype(jnp.int32)
+        done = (
+            overflow
+            | ~ok
+            | ((t_new >= t1) & ~spiked & (save_pad[save_ptr] > t1))
+        )
+        return _Carry(
+            t=t_new,
+            y=y_next,
+            in_ptr=c.in_ptr + is_input.astype(jnp.int32),
+            save_ptr=save_ptr,
+            refr_until=refr_until,
+            out_t=out_t,
+            out_i=out_i,
+            out_slope=out_slope,
+            n_out=c.n_out + write.astype(jnp.int32),
+            ys=ys,
+            done=done,
+            overflow=overflow,
+            failed=c.failed | ~ok,
+            segments=c.segments + 1,
+        )
+
+    num_in = in_times.shape[0] - 1
+    max_segments = num_in + num_save + 2 * max_spikes + 4
+    init = _Carry(
+        t=t0,
+        y=y0.astype(dtype),
+        in_ptr=jnp.array(0, jnp.int32),
+        save_ptr=jnp.array(0, jnp.int32),
+        refr_until=jnp.full((n,), -jnp.inf, dtype),
+        out_t=jnp.full((max_spikes,), jnp.inf, dtype),
+        out_i=jnp.full((max_spikes,), n, jnp.int32),
+        out_slope=jnp.full((max_spikes,), jnp.inf, dtype),
+        n_out=jnp.array(0, jnp.int32),
+        ys=None if save_ts is None else jnp.zeros((num_save, n, neuron.state_size), dtype),
+        done=jnp.array(False),
+        overflow=jnp.array(False),
+        failed=jnp.array(False),
+        segments=jnp.array(0, jnp.int32),
+    )
+    final = eqxi.while_loop(
+        lambda c: ~c.done,
+        body,
+        init,
+        max_steps=max_segments,
+        buffers=lambda c: (c.out_t, c.out_i, c.out_slope, c.ys),
+        kind="checkpointed",
+    )
+    out_t = final.out_t
+    unfinished = ~final.done
+    if throw:
+        out_t = eqx.error_if(
+            out_t,
+            final.overflow,
+            f"simulate: more than max_spikes={max_spikes} spikes; the spike buffer is "
+            "full. Raise `max_spikes`.",
+        )
+        out_t = eqx.error_if(
+            out_t,
+            final.failed,
+            "simulate: a segment failed (event root find did not converge or the "
+            "solver hit max_steps); check the model parameters, tolerances or "
+            "`max_steps`.",
+        )
+        out_t = eqx.error_if(
+            out_t,
+            unfinished,
+            "simulate: the event loop ran out of segments before t1 (internal bound).",
+        )
+    else:
+        bad = final.failed | unfinished
+        out_t = jnp.where(bad, jnp.nan, out_t)
+    spikes = SpikeTrain(out_t, final.out_i, n)
+    return Simulation(
+        spikes=spikes,
+        ts=save_ts,
+        ys=final.ys,
+        y_final=final.y,
+        slopes=final.out_slope,
+        overflow=final.overflow,
+        num_segments=final.segments,
+    )

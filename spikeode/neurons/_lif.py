@@ -1,0 +1,181 @@
+"""Current-based leaky integrate-and-fire neuron with exponential synaptic current."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import numpy as np
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, Scalar
+
+from ._base import AbstractNeuron
+from ._params import as_param, check_positive
+
+
+def expm1_ratio(c, dt):
+    """`expm1(c*dt)/c`, accurate (value and derivatives) for any `c`, including 0."""
+    x = c * dt
+    small = jnp.abs(x) < 1e-4
+    safe_c = jnp.where(small, 1.0, c)
+    series = dt * (1 + x / 2 * (1 + x / 3 * (1 + x / 4)))
+    return jnp.where(small, series, jnp.expm1(safe_c * dt) / safe_c)
+
+
+def log1p_ratio(c, q):
+    """`log1p(c*q)/c` (the inverse of `expm1_ratio` in `dt`), accurate for small `c`.
+    Returns `+inf` where `1 + c*q <= 0`."""
+    x = c * q
+    small = jnp.abs(x) < 1e-4
+    safe_c = jnp.where(small, 1.0, c)
+    safe_arg = jnp.where(x > -1, safe_c * q, 0.0)
+    series = q * (1 - x / 2 * (1 - x * 2 / 3 * (1 - x * 3 / 4)))
+    out = jnp.where(small, series, jnp.log1p(safe_arg) / safe_c)
+    return jnp.where(x > -1, out, jnp.inf)
+
+
+class LIF(AbstractNeuron):
+    r"""Current-based leaky integrate-and-fire neurons with exponential synapses.
+
+    $$\tau_m \dot v = -v + I + b,\qquad \tau_s \dot I = -I,$$
+
+    spike when `v` reaches `threshold`; then `v = v_reset` and `v` is held there for
+    `refractory_period`. A presynaptic spike of weight `w` adds `w` to `I`. State
+    columns: `(v, I)`.
+
+    **Arguments** (each a scalar or an array of shape `(num_neurons,)`, all
+    differentiable):
+
+    - `num_neurons`: population size.
+    - `tau_mem`: membrane time constant (> 0).
+    - `tau_syn`: synaptic time constant (> 0); `tau_syn == tau_mem` is handled exactly.
+    - `threshold`: firing threshold.
+    - `v_reset`: reset potential (must lie below `threshold`).
+    - `bias`: constant input current `b`.
+    - `refractory_period`: absolute refractory period (>= 0).
+    """
+
+    num_neurons: int = eqx.field(static=True)
+    tau_mem: Float[Array, "..."]
+    tau_syn: Float[Array, "..."]
+    threshold: Float[Array, "..."]
+    v_reset: Float[Array, "..."]
+    bias: Float[Array, "..."]
+    t_ref: Float[Array, "..."]
+
+    def __init__(
+        self,
+        num_neurons: int,
+        tau_mem: ArrayLike = 20e-3,
+        tau_syn: ArrayLike = 5e-3,
+        threshold: ArrayLike = 1.0,
+        v_reset: ArrayLike = 0.0,
+        bias: ArrayLike = 0.0,
+        refractory_period: ArrayLike = 0.0,
+    ):
+        if not isinstance(num_neurons, int) or num_neurons < 1:
+            raise ValueError(f"LIF: `num_neurons` must be a positive int, got {num_neurons!r}.")
+        n = self.num_neurons = num_neurons
+        self.tau_mem = check_positive("LIF tau_mem", as_param("tau_mem", tau_mem, n))
+        self.tau_syn = check_positive("LIF tau_syn", as_param("tau_syn", tau_syn, n))
+        self.threshold = as_param("threshold", threshold, n)
+        self.v_reset = as_param("v_reset", v_reset, n)
+        self.bias = as_param("bias", bias, n)
+        self.t_ref = check_positive(
+            "LIF refractory_period",
+            as_param("refractory_period", refractory_period, n),
+            allow_zero=True,
+        )
+        _check_reset_below_threshold(self.v_reset, self.threshold)
+
+    @property
+    def state_size(self) -> int:
+        return 2
+
+    @property
+    def refractory_period(self):
+        return self.t_ref
+
+    def check(self) -> LIF:
+        return eqx.tree_at(
+            lambda m: (m.tau_mem, m.tau_syn, m.t_ref, m.v_reset),
+            self,
+            (
+                check_positive("LIF tau_mem", self.tau_mem),
+                check_positive("LIF tau_syn", self.tau_syn),
+                check_positive("LIF refractory_period", self.t_ref, allow_zero=True),
+                _check_reset_below_threshold(self.v_reset, self.threshold),
+            ),
+        )
+
+    def init_state(self) -> Float[Array, "neurons 2"]:
+        dtype = jnp.result_type(self.tau_mem, self.bias)
+        return jnp.zeros((self.num_neurons, 2), dtype)
+
+    def vector_field(self, t, y, refractory):
+        v, i = y[:, 0], y[:, 1]
+        dv = jnp.where(refractory, 0.0, (self.bias + i - v) / self.tau_mem)
+        di = -i / self.tau_syn
+        return jnp.stack([dv, di], axis=1)
+
+    def condition(self, t, y):
+        return y[:, 0] - self.threshold
+
+    def reset(self, y, fired):
+        v = jnp.where(fired, self.v_reset, y[:, 0])
+        return y.at[:, 0].set(v)
+
+    def receive(self, y, weights):
+        return y.at[:, 1].add(weights)
+
+    # -------------------------------------------------------------- closed form
+    def _rates(self):
+        a = 1 / self.tau_mem
+        b = 1 / self.tau_syn
+        c = (self.tau_syn - self.tau_mem) / (self.tau_mem * self.tau_syn)  # a - b
+        return a, b, c
+
+    def flow(self, t0, y0, t1, refractory):
+        dt = t1 - t0
+        a, b, c = self._rates()
+        v0, i0 = y0[:, 0], y0[:, 1]
+        decay_m = jnp.exp(-a * dt)
+        v = self.bias + (v0 - self.bias) * decay_m + a * i0 * decay_m * expm1_ratio(c, dt)
+        v = jnp.where(refractory, v0, v)
+        i = i0 * jnp.exp(-b * dt)
+        return jnp.stack([v, i], axis=1)
+
+    def peak_delay(
+        self, y0: Float[Array, "neurons 2"]
+    ) -> Float[Array, " neurons"]:
+        """Delay after which each neuron's voltage reaches its maximum when no event
+        intervenes (`+inf` if it rises forever or has no interior maximum).
+
+        With `u = b + I` the voltage moves towards `u`; `dv/dt = 0` at the delay `s`
+        with `expm1_ratio(a - b, s) = (u0 - v0) / (b I0)`, which has a positive
+        solution only for `I0 > 0` and `v0 < u0`.
+        """
+        a, b, c = self._rates()
+        v0, i0 = y0[:, 0], y0[:, 1]
+        rising = (i0 > 0) & (v0 < self.bias + i0)
+        safe_i0 = jnp.where(rising, i0, 1.0)
+        q = jnp.where(rising, (self.bias + i0 - v0) / (b * safe_i0), 0.0)
+        return jnp.where(rising, log1p_ratio(c, q), jnp.inf)
+
+    def safe_step_end(self, t0, y0, t_max, refractory):
+        # Between events v = b + A e^{-t/tau_m} + B e^{-t/tau_s} has at most one
+        # interior extremum. If that is a maximum above threshold inside the step, the
+        # step must end there: up to it the condition crosses zero at most once.
+        t_peak = t0 + self.peak_delay(y0)
+        t_peak_safe = jnp.where(t_peak < t_max, t_peak, t_max)
+        v_peak = self.flow(t0, y0, t_peak_safe, refractory)
+        hides = (~refractory) & (t_peak < t_max) & (self.condition(t_peak_safe, v_peak) > 0)
+        return jnp.min(jnp.where(hides, t_peak_safe, t_max))
+
+
+def _check_reset_below_threshold(v_reset, threshold):
+    msg = "LIF: `v_reset` must lie below `threshold` (else the neuron fires forever)."
+    if isinstance(v_reset, jax.core.Tracer) or isinstance(threshold, jax.core.Tracer):
+        return eqx.error_if(v_reset, jnp.any(v_reset >= threshold), msg)
+    if np.any(np.asarray(v_reset) >= np.asarray(threshold)):
+        raise ValueError(msg)
+    return v_reset

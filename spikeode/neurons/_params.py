@@ -1,0 +1,38 @@
+"""Helpers for neuron parameters: conversion, broadcasting and validation."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def as_param(name: str, value, num_neurons: int) -> jax.Array:
+    """Convert a parameter to a floating array of shape `()` or `(num_neurons,)`."""
+    x = jnp.asarray(value)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    if x.shape not in ((), (num_neurons,)):
+        raise ValueError(
+            f"parameter `{name}` has shape {x.shape}; expected a scalar or shape "
+            f"({num_neurons},) for {num_neurons} neurons."
+        )
+    if not isinstance(x, jax.core.Tracer):
+        if np.any(np.isnan(np.asarray(x))):
+            raise ValueError(f"parameter `{name}` contains NaN.")
+    return x
+
+
+def check_positive(name: str, x: jax.Array, *, allow_zero: bool = False) -> jax.Array:
+    """Raise a clear error (eagerly, or inside `jit` via `equinox.error_if`) unless
+    every entry of `x` is positive (or non-negative if `allow_zero`)."""
+    what = "non-negative" if allow_zero else "positive"
+    if not isinstance(x, jax.core.Tracer):
+        xv = np.asarray(x)
+        bad = (xv < 0) if allow_zero else (xv <= 0)
+        if np.any(bad) or np.any(np.isnan(xv)):
+            raise ValueError(f"`{name}` must be {what}; got {xv}.")
+        return x
+    bad = (x < 0) if allow_zero else (x <= 0)
+    return eqx.error_if(x, jnp.any(bad | jnp.isnan(x)), f"`{name}` must be {what}.")
