@@ -1,5 +1,11 @@
 """spikeode: spiking neural networks as ODEs with events, with exact gradients."""
 
+from . import nn as nn
+from ._gradcheck import (
+    check_grads as check_grads,
+    GradCheckReport as GradCheckReport,
+    LeafReport as LeafReport,
+)
 from ._loop import Simulation as Simulation, simulate as simulate
 from ._root_finder import Illinois as Illinois
 from ._solver import ExactSolver as ExactSolver

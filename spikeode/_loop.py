@@ -23,6 +23,7 @@ class Simulation(eqx.Module):
     **Fields:**
 
     - `spikes`: the population's output [`spikeode.SpikeTrain`][].
+    - `t0`, `t1`: the simulated window.
     - `ts`: the requested save times (or `None`).
     - `ys`: states at `ts`, shape `(len(ts), neurons, state)` (or `None`). A state at
       the time of a jump is the one before the jump.
@@ -36,6 +37,8 @@ class Simulation(eqx.Module):
     """
 
     spikes: SpikeTrain
+    t0: Scalar
+    t1: Scalar
     ts: Float[Array, " save"] | None
     ys: Float[Array, "save neurons state"] | None
     y_final: Float[Array, "neurons state"]
@@ -253,7 +256,11 @@ def simulate(
         t_sched = jnp.minimum(jnp.minimum(t_in, t_save), jnp.minimum(t_release, t1))
         # A neuron already at threshold (e.g. a jump put it there) fires now.
         fire_now = jnp.max(masked_condition(c.t, c.y, refractory)) >= 0
-        t_end = lax.stop_gradient(neuron.safe_step_end(c.t, c.y, t_sched, refractory))
+        # A segment ends at the next scheduled time (differentiable: input spike times
+        # move it) or earlier where the model says a crossing could hide. That
+        # breakpoint does not change the trajectory, so it carries no gradient.
+        t_safe = lax.stop_gradient(neuron.safe_step_end(c.t, c.y, t_sched, refractory))
+        t_end = jnp.where(t_safe < t_sched, t_safe, t_sched)
         t_end = jnp.where(fire_now, c.t, jnp.clip(t_end, c.t, t_sched))
         # Where this segment has no length the solve is skipped (or, under vmap,
         # computed and discarded); stop gradients there so nothing flows from it.
@@ -376,6 +383,8 @@ def simulate(
     spikes = SpikeTrain(out_t, final.out_i, n)
     return Simulation(
         spikes=spikes,
+        t0=t0,
+        t1=t1,
         ts=save_ts,
         ys=final.ys,
         y_final=final.y,

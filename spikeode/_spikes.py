@@ -20,9 +20,10 @@ class SpikeTrain(eqx.Module):
     `jax.vmap` accept; a batch of trains is a `SpikeTrain` whose arrays have a leading
     batch axis. The times are differentiable leaves.
 
-    Build one with [`spikeode.SpikeTrain.from_lists`][],
-    [`spikeode.SpikeTrain.from_per_neuron`][] or the constructor (which validates its
-    input when called outside `jit`).
+    Build one with [`spikeode.SpikeTrain.from_lists`][] or
+    [`spikeode.SpikeTrain.from_per_neuron`][] (which sort and validate), or with the
+    constructor, which checks only shapes: call `.validate()` to check the contents
+    (`simulate` validates its inputs).
 
     **Arguments:**
 
@@ -158,7 +159,7 @@ class SpikeTrain(eqx.Module):
 
         Checks: no NaN times; ids in `[0, num_neurons]`; valid spikes have finite
         times; times sorted (non-decreasing) along the last axis; padding only at the
-        end; and, when `t0` is given, no spike before `t0`.
+        end (padding has +inf times, so sorted times put it last); and, when `t0` is given, no spike before `t0`.
 
         **Returns:** the train itself (so that the check is part of the data flow).
         """
@@ -175,6 +176,12 @@ class SpikeTrain(eqx.Module):
         )
         times = eqx.error_if(
             times,
+            jnp.any(~valid & jnp.isfinite(t)),
+            f"SpikeTrain: a slot with the padding id {self.num_neurons} has a finite "
+            f"time; neuron ids must lie in [0, {self.num_neurons}).",
+        )
+        times = eqx.error_if(
+            times,
             jnp.any(valid & ~jnp.isfinite(t)),
             "SpikeTrain: a spike has an infinite time; use the padding id for "
             "empty slots.",
@@ -185,10 +192,6 @@ class SpikeTrain(eqx.Module):
                 times,
                 unsorted,
                 "SpikeTrain: spike times are not sorted; call `.sorted()` first.",
-            )
-            gap = jnp.any(~valid[..., :-1] & valid[..., 1:])
-            times = eqx.error_if(
-                times, gap, "SpikeTrain: padding slots must come after all spikes."
             )
         if t0 is not None:
             times = eqx.error_if(

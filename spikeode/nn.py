@@ -1,0 +1,178 @@
+"""Equinox layers built on the event loop: feed-forward, recurrent, sequential."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ._loop import Simulation, simulate
+from ._spikes import SpikeTrain
+from .neurons import LIF, AbstractNeuron
+
+
+def _init_weight(key, shape, mean, std, dtype):
+    return mean + std * jax.random.normal(key, shape, dtype)
+
+
+class _AbstractLayer(eqx.Module):
+    """A population driven by input spikes; `__call__` runs the event loop."""
+
+    neuron: eqx.AbstractVar[AbstractNeuron]
+    w_in: eqx.AbstractVar[Float[Array, "inputs neurons"]]
+    max_spikes: eqx.AbstractVar[int]
+
+    def _recurrent(self):
+        return None
+
+    def __call__(
+        self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0, **kwargs: Any
+    ) -> Simulation:
+        """Simulate the layer on one input train over `[t0, t1]`.
+
+        **Arguments:**
+
+        - `inputs`: an unbatched [`spikeode.SpikeTrain`][] (use `jax.vmap` for batches).
+        - `t1`, `t0`: the time window.
+        - `**kwargs`: passed to [`spikeode.simulate`][] (`solver`, `save_ts`, `y0`,
+          `root_finder`, `throw`, ...).
+
+        **Returns:** the layer's [`spikeode.Simulation`][].
+        """
+        if inputs.num_neurons != self.w_in.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__}: inputs have {inputs.num_neurons} neurons but "
+                f"the layer expects {self.w_in.shape[0]}."
+            )
+        return simulate(
+            self.neuron,
+            t1,
+            inputs,
+            self.w_in,
+            w_rec=self._recurrent(),
+            t0=t0,
+            max_spikes=self.max_spikes,
+            **kwargs,
+        )
+
+
+class SpikingLayer(_AbstractLayer):
+    """A feed-forward layer: input spikes reach `num_neurons` neurons through `w_in`.
+
+    **Arguments:**
+
+    - `num_inputs`, `num_neurons`: sizes.
+    - `max_spikes`: capacity of the layer's output spike buffer.
+    - `neuron`: the model (default `LIF(num_neurons)` with its defaults).
+    - `w_mean`, `w_std`: the input weights are drawn from a normal distribution
+      with this mean and standard deviation.
+    - `key`: a JAX PRNG key.
+    """
+
+    neuron: AbstractNeuron
+    w_in: Float[Array, "inputs neurons"]
+    max_spikes: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_neurons: int,
+        *,
+        max_spikes: int,
+        neuron: AbstractNeuron | None = None,
+        w_mean: float = 0.0,
+        w_std: float = 1.0,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        neuron = LIF(num_neurons) if neuron is None else neuron
+        if neuron.num_neurons != num_neurons:
+            raise ValueError(
+                f"SpikingLayer: neuron model has {neuron.num_neurons} neurons, "
+                f"expected {num_neurons}."
+            )
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        self.neuron = neuron
+        self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
+        self.max_spikes = max_spikes
+
+
+class RecurrentLayer(_AbstractLayer):
+    """A recurrently connected population: input weights `w_in` and recurrent weights
+    `w_rec[pre, post]` (self-connections included unless `w_rec` is masked by the
+    user).
+
+    **Arguments:** as [`spikeode.nn.SpikingLayer`][], plus `w_rec_mean` and `w_rec_std`
+    for the recurrent weights.
+    """
+
+    neuron: AbstractNeuron
+    w_in: Float[Array, "inputs neurons"]
+    w_rec: Float[Array, "neurons neurons"]
+    max_spikes: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_neurons: int,
+        *,
+        max_spikes: int,
+        neuron: AbstractNeuron | None = None,
+        w_mean: float = 0.0,
+        w_std: float = 1.0,
+        w_rec_mean: float = 0.0,
+        w_rec_std: float = 0.1,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        neuron = LIF(num_neurons) if neuron is None else neuron
+        if neuron.num_neurons != num_neurons:
+            raise ValueError(
+                f"RecurrentLayer: neuron model has {neuron.num_neurons} neurons, "
+                f"expected {num_neurons}."
+            )
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        k1, k2 = jax.random.split(key)
+        self.neuron = neuron
+        self.w_in = _init_weight(k1, (num_inputs, num_neurons), w_mean, w_std, dtype)
+        self.w_rec = _init_weight(
+            k2, (num_neurons, num_neurons), w_rec_mean, w_rec_std, dtype
+        )
+        self.max_spikes = max_spikes
+
+    def _recurrent(self):
+        return self.w_rec
+
+
+class Sequential(eqx.Module):
+    """Layers applied one after another, each to the previous layer's output spikes.
+
+    Calling it returns the tuple of every layer's [`spikeode.Simulation`][], so that
+    losses and regularisers can use hidden activity; the output is the last one.
+    """
+
+    layers: tuple[_AbstractLayer, ...]
+
+    def __init__(self, layers):
+        self.layers = tuple(layers)
+        for a, b in zip(self.layers[:-1], self.layers[1:]):
+            if a.neuron.num_neurons != b.w_in.shape[0]:
+                raise ValueError(
+                    f"Sequential: a layer of {a.neuron.num_neurons} neurons feeds one "
+                    f"expecting {b.w_in.shape[0]} inputs."
+                )
+
+    def __call__(
+        self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0, **kwargs: Any
+    ) -> tuple[Simulation, ...]:
+        """Run all layers on one input train; `**kwargs` go to every layer."""
+        out = []
+        spikes = inputs
+        for layer in self.layers:
+            sim = layer(spikes, t1, t0=t0, **kwargs)
+            out.append(sim)
+            spikes = sim.spikes
+        return tuple(out)
