@@ -85,6 +85,7 @@ def simulate(
     root_finder: optx.AbstractRootFinder | None = None,
     dt0: ArrayLike | None = None,
     max_steps: int = 4096,
+    adjoint: diffrax.AbstractAdjoint | None = None,
     throw: bool = True,
 ) -> Simulation:
     """Simulate a population of spiking neurons over `[t0, t1]`.
@@ -209,6 +210,10 @@ def simulate(
         inner_max_steps = max_steps
     if root_finder is None:
         root_finder = Illinois()
+    if adjoint is None:
+        inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
+    else:
+        inner_adjoint = adjoint
     t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
 
     def masked_condition(t, y, refractory):
@@ -240,6 +245,7 @@ def simulate(
             stepsize_controller=controller,
             event=event,
             max_steps=inner_max_steps,
+            adjoint=inner_adjoint,
             throw=False,
         )
         t_new = sol.ts[-1]

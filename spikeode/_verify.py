@@ -1,0 +1,341 @@
+"""Built-in verification: spike times against closed forms or an independent
+integrator, gradients against finite differences. Behind `spikeode check`."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._gradcheck import check_grads
+from ._loop import simulate
+from ._spikes import SpikeTrain
+from .neurons import LIF
+
+
+# ----------------------------------------------------------------------------------
+# independent reference: SciPy's DOP853 with event location, segment by segment
+def reference_lif(
+    neuron: LIF,
+    t1: float,
+    inputs: SpikeTrain | None = None,
+    w_in=None,
+    w_rec=None,
+    y0=None,
+    rtol: float = 1e-12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate a LIF population with SciPy's `solve_ivp` (DOP853), independently of
+    Diffrax and of spikeode's event loop.
+
+    Between events the ODE is integrated numerically with a step bound of 1/50 of the
+    shortest time constant (so no threshold crossing hides inside a step) and
+    threshold crossings are located by SciPy's event root finding on the dense
+    output; resets, recurrent and input kicks and refractory holds are applied here.
+
+    **Returns:** `(times, neurons)` of the output spikes, in order.
+    """
+    from scipy.integrate import solve_ivp
+
+    n = neuron.num_neurons
+    par = {
+        k: np.broadcast_to(np.asarray(getattr(neuron, k), float), (n,))
+        for k in ("tau_mem", "tau_syn", "threshold", "v_reset", "bias", "t_ref")
+    }
+    y = np.zeros(2 * n) if y0 is None else np.asarray(y0, float).T.reshape(-1).copy()
+    if inputs is not None:
+        valid = np.asarray(inputs.valid)
+        in_t = np.asarray(inputs.times, float)[valid]
+        in_i = np.asarray(inputs.neurons)[valid]
+        w_in = np.asarray(w_in, float)
+    else:
+        in_t, in_i = np.zeros(0), np.zeros(0, int)
+    w_rec = None if w_rec is None else np.asarray(w_rec, float)
+    max_step = min(par["tau_mem"].min(), par["tau_syn"].min()) / 50
+    refr_until = np.full(n, -np.inf)
+    t, k = 0.0, 0
+    out_t, out_i = [], []
+    while t < t1:
+        refractory = refr_until > t
+        t_next = min(
+            in_t[k] if k < len(in_t) else np.inf,
+            refr_until[refractory].min() if refractory.any() else np.inf,
+            t1,
+        )
+        if t_next > t:
+
+            def rhs(_, z, refractory=refractory):
+                v, i = z[:n], z[n:]
+                dv = np.where(refractory, 0.0, (par["bias"] + i - v) / par["tau_mem"])
+                return np.concatenate([dv, -i / par["tau_syn"]])
+
+            events = []
+            for j in np.flatnonzero(~refractory):
+                ev = lambda _, z, j=j: z[j] - par["threshold"][j]
+                ev.terminal, ev.direction = True, 1
+                events.append((j, ev))
+            sol = solve_ivp(
+                rhs,
+                (t, t_next),
+                y,
+                method="DOP853",
+                rtol=rtol,
+                atol=rtol,
+                max_step=max_step,
+                events=[e for _, e in events] or None,
+            )
+            if sol.status == 1:  # an event
+                hits = [(te[0], j) for (j, _), te in zip(events, sol.t_events) if len(te)]
+                t_e, j = min(hits)
+                z = next(
+                    ye[0] for (jj, _), ye in zip(events, sol.y_events) if jj == j and len(ye)
+                )
+                y = z.copy()
+                y[j] = par["v_reset"][j]
+                if w_rec is not None:
+                    y[n:] += w_rec[j]
+                refr_until[j] = t_e + par["t_ref"][j]
+                out_t.append(t_e)
+                out_i.append(j)
+                t = t_e
+                continue
+            y = sol.y[:, -1].copy()
+            t = t_next
+        while k < len(in_t) and in_t[k] <= t and t < t1:
+            y[n:] += w_in[in_i[k]]
+            k += 1
+        if t >= t1:
+            break
+    return np.asarray(out_t), np.asarray(out_i, dtype=int)
+
+
+# ----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """One row of `spikeode check`."""
+
+    model: str
+    network: str
+    spikes: int
+    min_spikes_per_neuron: int
+    spike_time_error: float
+    spike_time_reference: str
+    spike_time_tol: float
+    grad_error: float
+    grad_tol: float
+    seconds: float
+    details: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(
+            self.spike_time_error <= self.spike_time_tol and self.grad_error <= self.grad_tol
+        )
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+def _spike_error(sim_spikes: SpikeTrain, ref: tuple[np.ndarray, np.ndarray]) -> float:
+    valid = np.asarray(sim_spikes.valid)
+    t = np.asarray(sim_spikes.times)[valid]
+    i = np.asarray(sim_spikes.neurons)[valid]
+    ref_t, ref_i = ref
+    if len(t) != len(ref_t) or np.any(np.sort(i) != np.sort(ref_i)):
+        return np.inf
+    # compare per neuron (order of near-simultaneous spikes of different neurons may differ)
+    err = 0.0
+    for j in np.unique(i):
+        a, b = np.sort(t[i == j]), np.sort(ref_t[ref_i == j])
+        err = max(err, float(np.max(np.abs(a - b))))
+    return err
+
+
+def _random_inputs(rng, num_inputs, spikes_each, t_max):
+    times = np.sort(rng.uniform(0.0, t_max, (num_inputs, spikes_each)), axis=1)
+    return SpikeTrain.from_per_neuron(times)
+
+
+def _loss_of_times(train: SpikeTrain, t1):
+    # A smooth function of all spike times that weights each spike differently.
+    k = jnp.arange(train.capacity, dtype=train.times.dtype)
+    w = jnp.cos(0.7 * k + 0.3 * train.neurons)
+    return jnp.sum(jnp.where(train.valid, w * train.times / t1, 0.0))
+
+
+def check_lif_constant_drive() -> CheckResult:
+    """One LIF neuron under constant drive: periodic spikes at multiples of
+    `tau_mem * ln(b / (b - threshold))`."""
+    t1 = 0.5
+    neuron = LIF(1, tau_mem=0.02, tau_syn=0.005, threshold=1.0, bias=1.5)
+    sim = simulate(neuron, t1, max_spikes=64)
+    t = np.asarray(sim.spikes.times)[np.asarray(sim.spikes.valid)]
+    period = 0.02 * np.log(1.5 / 0.5)
+    k = np.arange(1, int(np.floor(t1 / period)) + 1)
+    err = float(np.max(np.abs(t - k * period))) if len(t) == len(k) else np.inf
+
+    def fn(p):
+        m = eqx.tree_at(lambda m: (m.tau_mem, m.threshold, m.bias), neuron, p)
+        s = simulate(m, t1, max_spikes=64)
+        return _loss_of_times(s.spikes, t1), s
+
+    params = (neuron.tau_mem, neuron.threshold, neuron.bias)
+    rep = check_grads(fn, params)
+    return _result(
+        "LIF", "1 neuron, constant drive", sim, err, "closed form", 1e-10, rep,
+        "params: tau_mem, threshold, bias",
+    )
+
+
+def check_lif_input_driven(seed: int = 0) -> CheckResult:
+    """One LIF neuron with exponential synapse driven by 8 input neurons."""
+    rng = np.random.default_rng(seed)
+    t1 = 0.2
+    inputs = _random_inputs(rng, 8, 4, 0.15)
+    w_in = jnp.asarray(rng.normal(0.6, 0.5, (8, 1)))
+    neuron = LIF(1, tau_mem=0.02, tau_syn=0.01, threshold=1.0, v_reset=-0.2)
+    sim = simulate(neuron, t1, inputs, w_in, max_spikes=64)
+    err = _spike_error(sim.spikes, reference_lif(neuron, t1, inputs, w_in))
+
+    def fn(p):
+        w, tau_m, tau_s, thr, in_t = p
+        m = eqx.tree_at(lambda m: (m.tau_mem, m.tau_syn, m.threshold), neuron, (tau_m, tau_s, thr))
+        inp = SpikeTrain(in_t, inputs.neurons, inputs.num_neurons)
+        s = simulate(m, t1, inp, w, max_spikes=64)
+        return _loss_of_times(s.spikes, t1), s
+
+    params = (w_in, neuron.tau_mem, neuron.tau_syn, neuron.threshold, inputs.times)
+    rep = check_grads(fn, params)
+    return _result(
+        "LIF", "8 inputs -> 1 neuron", sim, err, "SciPy DOP853 rtol 1e-12", 1e-9, rep,
+        "params: w_in, tau_mem, tau_syn, threshold, input spike times",
+    )
+
+
+def check_lif_feedforward(seed: int = 1) -> CheckResult:
+    """A two-layer feed-forward LIF network, several spikes per neuron."""
+    rng = np.random.default_rng(seed)
+    t1 = 0.1
+    inputs = _random_inputs(rng, 10, 3, 0.06)
+    w1 = jnp.asarray(rng.normal(0.35, 0.3, (10, 10)))
+    w2 = jnp.asarray(rng.normal(0.25, 0.2, (10, 4)))
+    n1 = LIF(10, tau_mem=0.01, tau_syn=0.005, threshold=1.0, bias=1.0)
+    n2 = LIF(4, tau_mem=0.01, tau_syn=0.005, threshold=1.0, bias=1.0)
+
+    def run(p):
+        w1_, w2_, tau1, tau2 = p
+        m1 = eqx.tree_at(lambda m: m.tau_mem, n1, tau1)
+        m2 = eqx.tree_at(lambda m: m.tau_mem, n2, tau2)
+        s1 = simulate(m1, t1, inputs, w1_, max_spikes=200)
+        s2 = simulate(m2, t1, s1.spikes, w2_, max_spikes=100)
+        return s1, s2
+
+    params = (w1, w2, n1.tau_mem, n2.tau_mem)
+    s1, s2 = run(params)
+    ref1 = reference_lif(n1, t1, inputs, w1)
+    ref_train = SpikeTrain._from_events(ref1[0], ref1[1].astype(np.int32), 10, 200, None)
+    ref2 = reference_lif(n2, t1, ref_train, w2)
+    err = max(_spike_error(s1.spikes, ref1), _spike_error(s2.spikes, ref2))
+
+    def fn(p):
+        a, b = run(p)
+        return _loss_of_times(b.spikes, t1) + 0.1 * _loss_of_times(a.spikes, t1), (a, b)
+
+    rep = check_grads(fn, params)
+    return _result(
+        "LIF", "10 -> 10 -> 4 feed-forward", (s1, s2), err, "SciPy DOP853 rtol 1e-12",
+        1e-9, rep, "params: w1, w2, tau_mem of both layers",
+    )
+
+
+def check_lif_recurrent(seed: int = 2) -> CheckResult:
+    """A recurrent network of 20 LIF neurons with at least 5 spikes each."""
+    rng = np.random.default_rng(seed)
+    n, t1 = 20, 0.12
+    inputs = _random_inputs(rng, 5, 4, 0.08)
+    w_in = jnp.asarray(rng.normal(0.3, 0.3, (5, n)))
+    w_rec = jnp.asarray(rng.normal(0.0, 0.15, (n, n)))
+    bias = jnp.asarray(rng.uniform(1.8, 2.4, n))
+    neuron = LIF(n, tau_mem=0.02, tau_syn=0.005, threshold=1.0, bias=bias)
+
+    def fn(p):
+        wi, wr, tau_m, b = p
+        m = eqx.tree_at(lambda m: (m.tau_mem, m.bias), neuron, (tau_m, b))
+        s = simulate(m, t1, inputs, wi, w_rec=wr, max_spikes=400)
+        return _loss_of_times(s.spikes, t1), s
+
+    params = (w_in, w_rec, neuron.tau_mem, bias)
+    sim = fn(params)[1]
+    err = _spike_error(sim.spikes, reference_lif(neuron, t1, inputs, w_in, w_rec))
+    rep = check_grads(fn, params)
+    return _result(
+        "LIF", f"{n} recurrent", sim, err, "SciPy DOP853 rtol 1e-12", 1e-9, rep,
+        "params: w_in, w_rec, tau_mem, bias",
+    )
+
+
+def _result(model, network, sims, err, ref_name, tol, rep, details):
+    sims = sims if isinstance(sims, tuple) else (sims,)
+    spikes = sum(int(s.spikes.num_spikes) for s in sims)
+    min_per = min(int(np.min(np.asarray(s.spikes.counts()))) for s in sims)
+    messages = "; ".join(rep.messages)
+    return CheckResult(
+        model=model,
+        network=network,
+        spikes=spikes,
+        min_spikes_per_neuron=min_per,
+        spike_time_error=float(err),
+        spike_time_reference=ref_name,
+        spike_time_tol=tol,
+        grad_error=float(rep.max_rel_error) if rep.passed or rep.leaves else np.inf,
+        grad_tol=rep.rtol,
+        seconds=0.0,
+        details=details + (f"; {messages}" if messages else ""),
+    )
+
+
+CHECKS: dict[str, Callable[[], CheckResult]] = {
+    "lif-constant": check_lif_constant_drive,
+    "lif-input": check_lif_input_driven,
+    "lif-feedforward": check_lif_feedforward,
+    "lif-recurrent": check_lif_recurrent,
+}
+
+
+def run_checks(names=None, progress: Callable[[str], None] | None = None) -> list[CheckResult]:
+    """Run the named built-in checks (all by default) in float64."""
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError("run_checks needs float64: enable jax_enable_x64 first.")
+    names = list(CHECKS) if names is None else list(names)
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown}; choose from {list(CHECKS)}.")
+    results = []
+    for name in names:
+        if progress:
+            progress(name)
+        start = time.perf_counter()
+        res = CHECKS[name]()
+        results.append(dataclasses.replace(res, seconds=time.perf_counter() - start))
+    return results
+
+
+def format_table(results: list[CheckResult]) -> str:
+    head = (
+        f"{'model':<8} {'network':<28} {'spikes':>6} {'min/neuron':>10} "
+        f"{'spike-time err':>14} {'grad rel err':>12}  result"
+    )
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rows.append(
+            f"{r.model:<8} {r.network:<28} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
+            f"{r.spike_time_error:>14.2e} {r.grad_error:>12.2e}  "
+            f"{'pass' if r.passed else 'FAIL'}"
+        )
+    return "\n".join(rows)
