@@ -7,7 +7,7 @@ from ._gradcheck import (
     LeafReport as LeafReport,
 )
 from ._loop import Simulation as Simulation, simulate as simulate
-from ._root_finder import Illinois as Illinois
+from ._root_finder import BracketedNewton as BracketedNewton
 from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain
 from .neurons import AbstractNeuron as AbstractNeuron, LIF as LIF

@@ -11,10 +11,13 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
 
-from ._root_finder import Illinois
+from ._root_finder import BracketedNewton
 from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
 from ._spikes import SpikeTrain
 from .neurons import AbstractNeuron
+
+
+_FULL_CHECKPOINT_BYTES = 64 * 2**20
 
 
 class Simulation(eqx.Module):
@@ -86,6 +89,7 @@ def simulate(
     dt0: ArrayLike | None = None,
     max_steps: int = 4096,
     adjoint: diffrax.AbstractAdjoint | None = None,
+    checkpoints: int | None = None,
     throw: bool = True,
 ) -> Simulation:
     """Simulate a population of spiking neurons over `[t0, t1]`.
@@ -117,9 +121,16 @@ def simulate(
       closed-form flow, else `diffrax.Tsit5()`.
     - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-10, atol=1e-10)`
       for numerical solvers; ignored by `ExactSolver` (one step per segment).
-    - `root_finder`: finds event times; default [`spikeode.Illinois`][].
+    - `root_finder`: finds event times; default [`spikeode.BracketedNewton`][].
     - `dt0`: initial step for numerical solvers (default: Diffrax's choice).
     - `max_steps`: maximum solver steps per segment.
+    - `adjoint`: Diffrax adjoint of each segment's solve (default
+      `diffrax.RecursiveCheckpointAdjoint()`).
+    - `checkpoints`: checkpoints of the loop over segments for reverse mode. Default:
+      every segment if that takes at most 64 MB (memory proportional to the number of
+      segments, i.e. spikes and input spikes, never to solver steps), else Equinox's
+      automatic scheme (memory logarithmic in the number of segments, more
+      recomputation).
     - `throw`: raise on overflow, failed root finds or solver failures. With `False`
       these are reported in `Simulation.overflow` and by NaN spike times.
 
@@ -135,6 +146,12 @@ def simulate(
             f"simulate: `y0` has shape {y0.shape}; expected ({n}, {neuron.state_size})."
         )
     dtype = y0.dtype
+    if dtype != jnp.float64 and jax.config.jax_enable_x64:
+        raise ValueError(
+            f"simulate: the state is {dtype} but jax_enable_x64 is on; Diffrax's event "
+            "handling then mixes precisions. Use float64 parameters and inputs, or run "
+            "float32 with x64 disabled (JAX's default)."
+        )
     if not isinstance(max_spikes, int) or max_spikes < 1:
         raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
     t0 = jnp.asarray(t0, dtype)
@@ -209,7 +226,7 @@ def simulate(
         )
         inner_max_steps = max_steps
     if root_finder is None:
-        root_finder = Illinois()
+        root_finder = BracketedNewton()
     if adjoint is None:
         inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
     else:
@@ -354,6 +371,13 @@ def simulate(
         failed=jnp.array(False),
         segments=jnp.array(0, jnp.int32),
     )
+    if checkpoints is None:
+        # Store every segment's carry when that is cheap (the backward pass then
+        # replays each segment once); otherwise let Equinox choose a logarithmic
+        # scheme that recomputes segments.
+        carry_bytes = 64 + sum(x.nbytes for x in (init.t, init.y, init.refr_until))
+        if max_segments * carry_bytes <= _FULL_CHECKPOINT_BYTES:
+            checkpoints = max_segments
     final = eqxi.while_loop(
         lambda c: ~c.done,
         body,
@@ -361,6 +385,7 @@ def simulate(
         max_steps=max_segments,
         buffers=lambda c: (c.out_t, c.out_i, c.out_slope, c.ys),
         kind="checkpointed",
+        checkpoints=checkpoints,
     )
     out_t = final.out_t
     unfinished = ~final.done

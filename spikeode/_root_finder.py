@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Scalar
@@ -15,102 +16,126 @@ class _State(eqx.Module):
     upper: Scalar
     f_lower: Scalar
     f_upper: Scalar
-    last_side: Array  # 0: none yet, -1: lower moved, +1: upper moved
-    bisect_next: Bool[Array, ""]
-    width: Scalar
+    x: Scalar  # last evaluated point
+    f_x: Scalar
+    df_x: Scalar
+    step: Scalar  # size of the last step
     found: Bool[Array, ""]
     bracketed: Bool[Array, ""]
 
 
-class Illinois(optx.AbstractRootFinder):
-    """Safeguarded Illinois (modified regula falsi) root finder on a bracket.
+class BracketedNewton(optx.AbstractRootFinder):
+    """Newton's method safeguarded by a bracket, for event times.
 
     Needs `options={"lower": ..., "upper": ...}` with a sign change between them
-    (which Diffrax's event handling provides). The bracket is kept at every step, so
-    the method cannot cycle or fail on kinks (such as those of a `max` over neurons);
-    when a secant step does not halve the bracket, the next step bisects, so it never
-    needs more than twice the steps of bisection, and usually converges
-    superlinearly. It stops when the bracket is narrower than `atol + rtol*|t|` or
-    than a few units in the last place of the floating dtype, whichever is larger,
-    so the same instance works in float32 and float64.
+    (Diffrax's event handling provides them). Each step evaluates the function and its
+    derivative (by forward-mode autodiff) at one point and shrinks the bracket. The
+    next point is the Newton step if it falls inside the bracket and the previous
+    Newton step converged fast (the "rtsafe" rule); otherwise a bisection. The
+    bracket is kept throughout, so the method cannot diverge, cycle, or fail on kinks
+    (such as those of a `max` over neurons), and it converges quadratically near a
+    simple root.
+
+    It stops when the bracket is narrower than the tolerance, or when a Newton step is
+    smaller than the tolerance, where the tolerance is `atol + rtol*|t|` or a few units
+    in the last place of the dtype, whichever is larger (so the same instance works in
+    float32 and float64).
 
     **Arguments:**
 
     - `rtol`, `atol`: tolerances on the root location.
     """
 
-    rtol: float = 1e-13
-    atol: float = 1e-13
+    rtol: float = 1e-14
+    atol: float = 1e-14
     norm: ClassVar = jnp.abs
+
+    def _tol(self, x):
+        mag = jnp.abs(x)
+        eps = jnp.finfo(jnp.result_type(x)).eps
+        return jnp.maximum(self.atol + self.rtol * mag, 4 * eps * mag)
 
     def init(self, fn, y, args, options: dict[str, Any], f_struct, aux_struct, tags):
         lower = jnp.asarray(options["lower"], f_struct.dtype)
         upper = jnp.asarray(options["upper"], f_struct.dtype)
         if jnp.shape(y) != () or f_struct.shape != ():
-            raise ValueError("Illinois root finder: scalar functions of a scalar only.")
+            raise ValueError("BracketedNewton: scalar functions of a scalar only.")
         f_lower, _ = fn(lower, args)
         f_upper, _ = fn(upper, args)
         found = (f_lower == 0) | (f_upper == 0)
         bracketed = found | (jnp.sign(f_lower) != jnp.sign(f_upper))
+        # Start at the regula-falsi point of the bracket.
+        denom = jnp.where(f_upper == f_lower, 1.0, f_upper - f_lower)
+        x = jnp.clip((lower * f_upper - upper * f_lower) / denom, lower, upper)
+        x = jnp.where(jnp.isfinite(x), x, lower + 0.5 * (upper - lower))
         return _State(
             lower=lower,
             upper=upper,
             f_lower=f_lower,
             f_upper=f_upper,
-            last_side=jnp.array(0),
-            bisect_next=jnp.array(False),
-            width=upper - lower,
+            x=x,
+            f_x=jnp.array(jnp.nan, f_struct.dtype),
+            df_x=jnp.array(jnp.nan, f_struct.dtype),
+            step=upper - lower,
             found=found,
             bracketed=bracketed,
         )
 
     def step(self, fn, y, args, options, state: _State, tags):
-        lo, up, fl, fu = state.lower, state.upper, state.f_lower, state.f_upper
-        denom = fu - fl
-        safe_denom = jnp.where(denom == 0, 1.0, denom)
-        secant = (lo * fu - up * fl) / safe_denom
+        lo, up = state.lower, state.upper
         mid = lo + 0.5 * (up - lo)
-        inside = (secant > lo) & (secant < up) & (denom != 0)
-        y_new = jnp.where(inside & ~state.bisect_next, secant, mid)
-        f_new, aux = fn(y_new, args)
-        same_as_upper = jnp.sign(f_new) == jnp.sign(fu)
-        # Illinois: halve the stale end's value when the same end moves twice.
-        fl = jnp.where(same_as_upper & (state.last_side == 1), fl / 2, fl)
-        fu = jnp.where(~same_as_upper & (state.last_side == -1), fu / 2, fu)
-        new_lo = jnp.where(same_as_upper, lo, y_new)
-        new_up = jnp.where(same_as_upper, y_new, up)
-        new_fl = jnp.where(same_as_upper, fl, f_new)
-        new_fu = jnp.where(same_as_upper, f_new, fu)
-        width = new_up - new_lo
-        found = state.found | (f_new == 0)
-        new_lo = jnp.where(f_new == 0, y_new, new_lo)
-        new_up = jnp.where(f_new == 0, y_new, new_up)
+        # Propose: Newton from the last point, if it has one that is usable.
+        has_x = jnp.isfinite(state.f_x) & (state.df_x != 0) & jnp.isfinite(state.df_x)
+        safe_df = jnp.where(has_x, state.df_x, 1.0)
+        newton_step = jnp.where(has_x, state.f_x / safe_df, 0.0)
+        newton = state.x - newton_step
+        fast = jnp.abs(newton_step) <= 0.5 * jnp.abs(state.step)
+        use_newton = has_x & (newton > lo) & (newton < up) & fast
+        first = ~jnp.isfinite(state.f_x)
+        x = jnp.where(use_newton, newton, jnp.where(first, state.x, mid))
+        step = jnp.where(use_newton, newton_step, x - state.x)
+
+        def f_only(t):
+            return fn(t, args)[0]
+
+        f_new, df_new = jax.jvp(f_only, (x,), (jnp.ones_like(x),))
+        _, aux = fn(x, args)
+        same_as_upper = jnp.sign(f_new) == jnp.sign(state.f_upper)
+        new_lo = jnp.where(same_as_upper, lo, x)
+        new_up = jnp.where(same_as_upper, x, up)
+        new_fl = jnp.where(same_as_upper, state.f_lower, f_new)
+        new_fu = jnp.where(same_as_upper, f_new, state.f_upper)
         new_state = _State(
             lower=new_lo,
             upper=new_up,
             f_lower=new_fl,
             f_upper=new_fu,
-            last_side=jnp.where(same_as_upper, 1, -1),
-            bisect_next=width > 0.5 * state.width,
-            width=width,
-            found=found,
+            x=x,
+            f_x=f_new,
+            df_x=df_new,
+            step=jnp.where(first, up - lo, step),
+            found=state.found | (f_new == 0),
             bracketed=state.bracketed,
         )
         return self._best(new_state), new_state, aux
 
     @staticmethod
     def _best(state: _State):
-        # On the upper side of the crossing when we must choose: the condition has
-        # then reached zero, which is what an event means.
         exact_lower = state.f_lower == 0
-        return jnp.where(exact_lower, state.lower, state.upper)
+        exact_x = state.f_x == 0
+        # Otherwise the upper side of the crossing: the condition has reached zero
+        # there, which is what an event means.
+        return jnp.where(exact_x, state.x, jnp.where(exact_lower, state.lower, state.upper))
 
     def terminate(self, fn, y, args, options, state: _State, tags):
-        width = jnp.abs(state.upper - state.lower)
-        mag = jnp.maximum(jnp.abs(state.lower), jnp.abs(state.upper))
-        eps = jnp.finfo(state.lower.dtype).eps
-        tol = jnp.maximum(self.atol + self.rtol * mag, 4 * eps * mag)
-        done = state.found | (width <= tol) | ~state.bracketed
+        tol = self._tol(jnp.maximum(jnp.abs(state.lower), jnp.abs(state.upper)))
+        narrow = jnp.abs(state.upper - state.lower) <= tol
+        # A converged Newton step: the root is within |f/f'| of x, below tolerance.
+        has_x = jnp.isfinite(state.f_x) & (state.df_x != 0)
+        newton_small = has_x & (
+            jnp.abs(state.f_x) <= 0.5 * tol * jnp.abs(jnp.where(has_x, state.df_x, 1.0))
+        )
+        done = state.found | narrow | newton_small | ~state.bracketed
         result = optx.RESULTS.where(
             state.bracketed, optx.RESULTS.successful, optx.RESULTS.nonlinear_divergence
         )
@@ -118,4 +143,11 @@ class Illinois(optx.AbstractRootFinder):
 
     def postprocess(self, fn, y, aux, args, options, state: _State, tags, result):
         del fn, y, args, options, tags, result
-        return self._best(state), aux, {}
+        has_x = jnp.isfinite(state.f_x) & (state.df_x != 0)
+        tol = self._tol(jnp.maximum(jnp.abs(state.lower), jnp.abs(state.upper)))
+        newton_small = has_x & (
+            jnp.abs(state.f_x) <= 0.5 * tol * jnp.abs(jnp.where(has_x, state.df_x, 1.0))
+        )
+        # A final Newton correction from x when that converged; else the bracket end.
+        polished = state.x - jnp.where(newton_small, state.f_x / jnp.where(has_x, state.df_x, 1.0), 0.0)
+        return jnp.where(newton_small & ~state.found, polished, self._best(state)), aux, {}

@@ -1,0 +1,189 @@
+"""Gradients against finite differences (float64), batching, float32, and the
+gradient check itself."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spikeode as so
+from spikeode._verify import CHECKS
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_builtin_checks(name):
+    """Spike times against closed form / SciPy and gradients against finite
+    differences, on the configurations `spikeode check` runs."""
+    result = CHECKS[name]()
+    assert result.spike_time_error <= result.spike_time_tol, result
+    assert result.grad_error <= 1e-6, result
+    assert result.passed
+    if name == "lif-recurrent":
+        assert result.min_spikes_per_neuron >= 5
+        assert result.network.startswith("20 ")
+    if name == "lif-feedforward":
+        assert result.min_spikes_per_neuron >= 3
+
+
+def _two_layer(seed, dtype=jnp.float64):
+    """A 6-8-3 LIF network with weights drawn by NumPy (same values in any dtype)."""
+    rng = np.random.default_rng(seed)
+    sizes = [(6, 8, 0.4, 80), (8, 3, 0.3, 40)]
+    layers = []
+    for n_in, n, w, cap in sizes:
+        layer = so.nn.SpikingLayer(
+            n_in, n, max_spikes=cap, dtype=dtype, key=jax.random.PRNGKey(0),
+            neuron=so.LIF(n, tau_mem=jnp.asarray(0.01, dtype), tau_syn=jnp.asarray(0.005, dtype),
+                          threshold=jnp.asarray(1.0, dtype), v_reset=jnp.asarray(0.0, dtype),
+                          bias=jnp.asarray(0.9, dtype), refractory_period=jnp.asarray(0.0, dtype)),
+        )
+        weights = jnp.asarray(rng.normal(w, w, (n_in, n)), dtype)
+        layers.append(eqx.tree_at(lambda l: l.w_in, layer, weights))
+    return so.nn.Sequential(layers)
+
+
+def _batch(rng, batch, num_inputs, dtype=np.float64):
+    times = np.sort(rng.uniform(0.0, 0.04, (batch, num_inputs * 2)), axis=1)
+    ids = rng.integers(0, num_inputs, (batch, num_inputs * 2)).astype(np.int32)
+    return so.SpikeTrain(jnp.asarray(times, dtype), jnp.asarray(ids), num_inputs)
+
+
+def _loss(net, inputs):
+    out = net(inputs, 0.06)[-1].spikes
+    return jnp.sum(jnp.where(out.valid, (out.times - 0.02) ** 2, 0.0))
+
+
+def test_vmap_equals_per_sample():
+    net = _two_layer(0)
+    batch = _batch(np.random.default_rng(0), 5, 6)
+    run = eqx.filter_jit(jax.vmap(lambda x: net(x, 0.06)[-1].spikes))
+    batched = run(batch)
+    grads = eqx.filter_jit(eqx.filter_grad(lambda n: jnp.sum(jax.vmap(lambda x: _loss(n, x))(batch))))(net)
+    total = None
+    one_grad = eqx.filter_jit(eqx.filter_grad(_loss))
+    run_one = eqx.filter_jit(lambda x: net(x, 0.06)[-1].spikes)
+    counts = []
+    for b in range(5):
+        sample = jax.tree_util.tree_map(lambda x: x[b], batch)
+        single = run_one(sample)
+        counts.append(int(single.num_spikes))
+        np.testing.assert_array_equal(np.asarray(batched.neurons[b]), np.asarray(single.neurons))
+        np.testing.assert_allclose(
+            np.asarray(batched.times[b]), np.asarray(single.times), rtol=0, atol=1e-12
+        )
+        g = one_grad(net, sample)
+        total = g if total is None else jax.tree_util.tree_map(jnp.add, total, g)
+    assert sum(counts) > 10
+    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(total)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+_FLOAT32_SCRIPT = """
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+sys.path.insert(0, {tests!r})
+from test_gradients import _two_layer, _batch, _loss
+import equinox as eqx
+net = _two_layer(1, dtype=jnp.float32)
+batch = _batch(np.random.default_rng(1), 3, 6, dtype=np.float32)
+out = jax.vmap(lambda x: net(x, 0.06)[-1].spikes)(batch)
+g = eqx.filter_grad(lambda n: _loss(n, jax.tree_util.tree_map(lambda x: x[0], batch)))(net)
+print(json.dumps(dict(dtype=str(out.times.dtype), gdtype=str(g.layers[0].w_in.dtype),
+    times=np.asarray(out.times, np.float64).tolist(), neurons=np.asarray(out.neurons).tolist(),
+    grad=np.asarray(g.layers[0].w_in, np.float64).tolist())))
+"""
+
+
+def test_float32_matches_float64():
+    """float32 (JAX's default, x64 disabled: run in a subprocess) agrees with float64."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, JAX_ENABLE_X64="0")
+    proc = subprocess.run(
+        [sys.executable, "-c", _FLOAT32_SCRIPT.format(tests=tests)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["dtype"] == "float32" and res["gdtype"] == "float32"
+    net64 = _two_layer(1)
+    batch = _batch(np.random.default_rng(1), 3, 6)
+    out64 = jax.vmap(lambda x: net64(x, 0.06)[-1].spikes)(batch)
+    np.testing.assert_array_equal(np.asarray(res["neurons"]), np.asarray(out64.neurons))
+    t32 = np.asarray(res["times"])
+    np.testing.assert_allclose(t32, np.asarray(out64.times), rtol=0, atol=2e-6)
+    g64 = eqx.filter_grad(lambda n: _loss(n, jax.tree_util.tree_map(lambda x: x[0], batch)))(net64)
+    w64 = np.asarray(g64.layers[0].w_in)
+    assert np.max(np.abs(w64 - np.asarray(res["grad"]))) <= 1e-4 * np.max(np.abs(w64))
+
+
+def test_gradient_wrt_initial_state_and_refractory_and_reset():
+    """Initial state, reset potential and a non-zero refractory period."""
+    rng = np.random.default_rng(3)
+    inputs = so.SpikeTrain.from_per_neuron(np.sort(rng.uniform(0, 0.05, (4, 3)), axis=1))
+    w_in = jnp.asarray(rng.normal(0.5, 0.4, (4, 3)))
+    neuron = so.LIF(3, tau_mem=0.01, tau_syn=0.004, bias=1.1, v_reset=-0.1, refractory_period=0.003)
+    y0 = jnp.asarray(rng.uniform(-0.2, 0.5, (3, 2)))
+
+    def fn(p):
+        y, v_reset, t_ref = p
+        m = eqx.tree_at(lambda m: (m.v_reset, m.t_ref), neuron, (v_reset, t_ref))
+        sim = so.simulate(m, 0.08, inputs, w_in, y0=y, max_spikes=64)
+        t = sim.spikes.times
+        return jnp.sum(jnp.where(sim.spikes.valid, jnp.sin(60 * t), 0.0)), sim
+
+    report = so.check_grads(fn, (y0, neuron.v_reset, neuron.t_ref))
+    assert report.num_spikes >= 9
+    assert report.passed, str(report)
+
+
+def test_check_grads_detects_a_wrong_gradient():
+    """The check must fail when the gradient is wrong (here: scaled by 1.001)."""
+    inputs = so.SpikeTrain.from_lists([[0.001, 0.004], [0.002]])
+    neuron = so.LIF(2, tau_mem=0.01, tau_syn=0.005)
+
+    @jax.custom_vjp
+    def skew(x):
+        return x
+
+    skew.defvjp(lambda x: (x, None), lambda _, g: (1.001 * g,))
+
+    def fn(w):
+        sim = so.simulate(neuron, 0.05, inputs, skew(w), max_spikes=16)
+        return jnp.sum(jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)), sim
+
+    w = jnp.array([[3.0, 2.0], [2.5, 3.5]])
+    report = so.check_grads(fn, w)
+    assert report.num_spikes >= 2
+    assert not report.passed
+    assert 5e-4 < report.max_rel_error < 2e-3
+
+
+def test_check_grads_flags_full_buffer():
+    neuron = so.LIF(1, tau_mem=0.02, bias=2.0)
+
+    def fn(b):
+        m = eqx.tree_at(lambda m: m.bias, neuron, b)
+        sim = so.simulate(m, 0.5, max_spikes=3, throw=False)
+        return jnp.sum(jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)), sim
+
+    report = so.check_grads(fn, neuron.bias)
+    assert report.overflow
+    assert not report.passed
+    assert "full" in str(report)
+
+
+def test_check_grads_needs_float64():
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(RuntimeError, match="float64"):
+            so.check_grads(lambda p: (p, ()), 1.0)
+    finally:
+        jax.config.update("jax_enable_x64", True)
