@@ -18,7 +18,6 @@ run: $(STAMP)
 	$(BIN)/spikeode check
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 2>/dev/null --version >/dev/null; \
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -89,46 +89,22 @@ def _signature(aux) -> tuple:
     return tuple(sig)
 
 
-def _evaluate_steps(value, value_batch, dyn, leaf, d, hs, sig0):
+def _evaluate_steps(value, dyn, leaf, d, hs, sig0):
     """Loss at `p + h d` and `p - h d` for every `h`, or `None` where the spike
-    sequence changed or the evaluation failed. All steps run as one vmapped batch;
-    if that raises (e.g. one step leaves a parameter's domain), one by one."""
-    offsets = np.concatenate([hs, -hs])
-
-    def moved(offs):
-        return jtu.tree_map(
-            lambda x: x + jnp.asarray(offs).reshape((-1,) + (1,) * x.ndim) * d
-            if x is leaf
-            else jnp.broadcast_to(x, (len(offs),) + x.shape),
-            dyn,
-        )
-
-    def unbatch(tree, i):
-        return jtu.tree_map(lambda x: x[i], tree)
-
-    try:
-        losses, auxs = value_batch(moved(offsets))
-        results = [(float(losses[i]), _signature(unbatch(auxs, i))) for i in range(len(offsets))]
-    except Exception:
-        results = []
-        for off in offsets:
-            try:
-                loss, aux = value(unbatch(moved([off]), 0))
-                results.append((float(loss), _signature(aux)))
-            except Exception:  # e.g. a parameter stepped out of its domain
-                results.append(None)
+    sequence changed, the loss is not finite or the evaluation failed."""
     out = []
-    n = len(hs)
-    for plus, minus in zip(results[:n], results[n:]):
-        ok = (
-            plus is not None
-            and minus is not None
-            and plus[1] == sig0
-            and minus[1] == sig0
-            and np.isfinite(plus[0])
-            and np.isfinite(minus[0])
-        )
-        out.append((plus[0], minus[0]) if ok else None)
+    for h in hs:
+        vals = []
+        for sign in (1.0, -1.0):
+            moved = jtu.tree_map(lambda x: x + sign * h * d if x is leaf else x, dyn)
+            try:
+                loss, aux = value(moved)
+            except Exception:  # e.g. a parameter stepped out of its domain
+                break
+            if _signature(aux) != sig0 or not np.isfinite(float(loss)):
+                break
+            vals.append(float(loss))
+        out.append(tuple(vals) if len(vals) == 2 else None)
     return out
 
 
@@ -185,6 +161,9 @@ def check_grads(
     steps = np.sort(steps)[::-1]
 
     dyn, static = eqx.partition(params, eqx.is_inexact_array)
+    # Strongly typed copies: perturbed leaves must not change the abstract signature
+    # (a weakly typed leaf would be recompiled for every perturbation).
+    dyn = jtu.tree_map(lambda x: jnp.array(x, dtype=x.dtype), dyn)
     for leaf in jtu.tree_leaves(dyn):
         if leaf.dtype != jnp.float64:
             raise TypeError(f"check_grads: parameters must be float64, got {leaf.dtype}.")
@@ -196,10 +175,6 @@ def check_grads(
     @eqx.filter_jit
     def grad(d):
         return jax.grad(lambda d_: fn(eqx.combine(d_, static)), has_aux=True)(d)
-
-    @eqx.filter_jit
-    def value_batch(ds):
-        return jax.vmap(value)(ds)
 
     loss0, aux0 = value(dyn)
     g, _ = grad(dyn)
@@ -242,7 +217,8 @@ def check_grads(
             d = d / jnp.linalg.norm(d.ravel())
             ad = float(jnp.sum(g_leaf * d))
             estimates, hs = [], []
-            for h, vals in zip(steps * scale, _evaluate_steps(value, value_batch, dyn, leaf, d, steps * scale, sig0)):
+            hs_all = steps * scale
+            for h, vals in zip(hs_all, _evaluate_steps(value, dyn, leaf, d, hs_all, sig0)):
                 if vals is not None:
                     estimates.append((vals[0] - vals[1]) / (2 * h))
                     hs.append(h)

@@ -11,8 +11,10 @@ import numpy as np
 def as_param(name: str, value, num_neurons: int) -> jax.Array:
     """Convert a parameter to a floating array of shape `()` or `(num_neurons,)`."""
     x = jnp.asarray(value)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+    # An explicit dtype gives a strongly typed array, so that parameters updated by
+    # an optimiser keep the same abstract type (no recompilation).
+    x = jnp.array(x, dtype=dtype)
     if x.shape not in ((), (num_neurons,)):
         raise ValueError(
             f"parameter `{name}` has shape {x.shape}; expected a scalar or shape "
