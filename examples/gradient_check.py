@@ -31,7 +31,6 @@ import jax
 # Finite differences need float64; enable it before any array is created.
 jax.config.update("jax_enable_x64", True)
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
@@ -67,13 +66,7 @@ def make_network(key):
         w_std=0.5,
         key=k2,
     )
-    net = so.nn.Sequential([hidden, output])
-    # `LIF` stores parameters given as Python floats as weakly typed arrays. A perturbed
-    # copy of a leaf is strongly typed, which would make `check_grads` recompile the
-    # network once per such leaf; make every leaf strongly typed up front.
-    return jax.tree.map(
-        lambda x: jnp.asarray(x, x.dtype) if eqx.is_inexact_array(x) else x, net
-    )
+    return so.nn.Sequential([hidden, output])
 
 
 def make_inputs(seed):

@@ -33,6 +33,66 @@ def _check(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _train(args) -> int:
+    from .train import TrainConfig, fit
+
+    defaults = TrainConfig()
+    config = TrainConfig(
+        task=args.task,
+        epochs=args.epochs if args.epochs is not None else defaults.epochs,
+        batch_size=args.batch_size if args.batch_size is not None else defaults.batch_size,
+        lr=args.lr if args.lr is not None else defaults.lr,
+        hidden=args.hidden if args.hidden is not None else defaults.hidden,
+        dtype=args.dtype,
+        seed=args.seed,
+        out=args.out or f"runs/{args.task}",
+    )
+    try:
+        config.validate()
+    except ValueError as e:
+        print(f"spikeode train: {e}", file=sys.stderr)
+        return 2
+    results = fit(config, resume=args.resume, progress=not args.no_progress)
+    print(
+        f"{config.task}: test accuracy {100 * results['test_acc']:.2f} % after "
+        f"{results['epochs']} epochs ({results['wall_seconds']:.0f} s); results, "
+        f"metrics, checkpoint and plots in {results['out']}"
+    )
+    return 0
+
+
+def _eval(args) -> int:
+    from .train import evaluate_checkpoint
+
+    try:
+        res = evaluate_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"spikeode eval: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(res, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the `spikeode` console script."""
     parser = argparse.ArgumentParser(
@@ -49,6 +109,25 @@ def main(argv=None) -> int:
         "--only", nargs="+", metavar="NAME", help="run only these checks (default: all)"
     )
     p.set_defaults(func=_check)
+
+    from .data import TASKS
+
+    t = sub.add_parser("train", help="train a spiking classifier with exact gradients")
+    t.add_argument("task", choices=sorted(TASKS))
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=_positive_float, help="learning rate")
+    t.add_argument("--hidden", type=_positive_int, help="hidden neurons")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", help="output folder (default runs/TASK)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on its task's test split")
+    e.add_argument("checkpoint", help="path of a checkpoint (OUT/checkpoint)")
+    e.set_defaults(func=_eval)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,461 @@
+"""The main job: train a spiking classifier with exact gradients, results on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (saved with every checkpoint).
+
+    **Fields:** `task` (`"yinyang"`, `"xor"`, `"digits"` or `"randman"`), `epochs`,
+    `batch_size`, `lr` (peak learning rate of Adam), `hidden` (hidden neurons),
+    `dtype` (`"float32"` or `"float64"`), `seed`, `out` (output folder), and the
+    network and loss constants: `t1` (trial length, s), `tau_mem`, `tau_syn`,
+    `tau0` and `alpha`, `tau1` of [`spikeode.losses.first_spike_loss`][], the
+    initial weight means and standard deviations, `grad_clip`, and the spike
+    capacities `hidden_spikes_per_neuron` and `output_spikes`.
+    """
+
+    task: str = "yinyang"
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    hidden: int = 120
+    dtype: str = "float32"
+    seed: int = 0
+    out: str = "runs/yinyang"
+    t1: float = 0.06
+    tau_mem: float = 0.02
+    tau_syn: float = 0.005
+    tau0: float = 0.005
+    alpha: float = 0.003
+    tau1: float = 0.01
+    w_hidden: tuple[float, float] = (1.5, 1.5)
+    w_out: tuple[float, float] = (0.5, 0.3)
+    grad_clip: float = 1.0
+    hidden_spikes_per_neuron: int = 3
+    output_spikes: int = 30
+
+    def validate(self) -> TrainConfig:
+        from .data import TASKS
+
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+        for name in ("epochs", "batch_size", "hidden", "hidden_spikes_per_neuron", "output_spikes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "t1", "tau_mem", "tau_syn", "tau0", "tau1"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                problems.append(f"{name} must be a positive number, got {value!r}")
+        if self.dtype not in ("float32", "float64"):
+            problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+        return self
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> TrainConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown configuration keys {sorted(unknown)}")
+        d = dict(d)
+        for k in ("w_hidden", "w_out"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------------
+def _setup_jax(dtype: str):
+    import jax
+
+    jax.config.update("jax_enable_x64", dtype == "float64")
+    return jax
+
+
+def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
+    """The classifier: a hidden LIF layer and an output LIF layer."""
+    import jax
+    import jax.numpy as jnp
+
+    from .nn import Sequential, SpikingLayer
+    from .neurons import LIF
+
+    dtype = jnp.dtype(config.dtype)
+    k1, k2 = jax.random.split(key)
+
+    def lif(n):
+        c = lambda x: jnp.asarray(x, dtype)
+        return LIF(n, tau_mem=c(config.tau_mem), tau_syn=c(config.tau_syn), threshold=c(1.0),
+                   v_reset=c(0.0), bias=c(0.0), refractory_period=c(0.0))
+
+    return Sequential(
+        [
+            SpikingLayer(
+                num_inputs, config.hidden, neuron=lif(config.hidden),
+                max_spikes=config.hidden_spikes_per_neuron * config.hidden,
+                w_mean=config.w_hidden[0], w_std=config.w_hidden[1], dtype=dtype, key=k1,
+            ),
+            SpikingLayer(
+                config.hidden, num_classes, neuron=lif(num_classes),
+                max_spikes=config.output_spikes,
+                w_mean=config.w_out[0], w_std=config.w_out[1], dtype=dtype, key=k2,
+            ),
+        ]
+    )
+
+
+def trainable_filter(model):
+    """Which leaves are trained: the weights (time constants and thresholds stay)."""
+    import equinox as eqx
+    import jax
+
+    filt = jax.tree_util.tree_map(lambda _: False, model)
+    return eqx.tree_at(
+        lambda m: tuple(layer.w_in for layer in m.layers),
+        filt,
+        tuple(True for _ in model.layers),
+    )
+
+
+class _Trainer:
+    """Compiled train and evaluation steps for one configuration."""
+
+    def __init__(self, config: TrainConfig, num_inputs: int, num_classes: int):
+        import equinox as eqx
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        from .losses import first_spike_loss, first_spike_prediction
+
+        self.config = config
+        model = build_model(config, num_inputs, num_classes, jax.random.PRNGKey(config.seed))
+        self.params, self.static = eqx.partition(model, trainable_filter(model))
+        self.optimiser = optax.chain(
+            optax.clip_by_global_norm(config.grad_clip), optax.adam(config.lr)
+        )
+        self.opt_state = self.optimiser.init(self.params)
+        static, optimiser = self.static, self.optimiser
+
+        def per_sample(params, x, y):
+            sims = eqx.combine(params, static)(x, config.t1)
+            out = sims[-1].spikes
+            loss = first_spike_loss(
+                out, y, t_silent=config.t1, tau0=config.tau0, alpha=config.alpha, tau1=config.tau1
+            )
+            return loss, first_spike_prediction(out)
+
+        def batch_loss(params, x, y):
+            losses, preds = jax.vmap(per_sample, in_axes=(None, 0, 0))(params, x, y)
+            return jnp.mean(losses), jnp.mean(preds == y)
+
+        @eqx.filter_jit
+        def train_step(params, opt_state, x, y):
+            (loss, acc), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, x, y)
+            updates, opt_state = optimiser.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss, acc
+
+        @eqx.filter_jit
+        def evaluate(params, x, y):
+            return batch_loss(params, x, y)
+
+        @eqx.filter_jit
+        def simulate_all(params, x):
+            return jax.vmap(lambda xi: eqx.combine(params, static)(xi, config.t1))(x)
+
+        self.train_step, self.evaluate, self.simulate_all = train_step, evaluate, simulate_all
+
+    @property
+    def model(self):
+        import equinox as eqx
+
+        return eqx.combine(self.params, self.static)
+
+    # -- checkpoints ---------------------------------------------------------------
+    def save(self, path: str, epoch: int, history: list[dict]):
+        import equinox as eqx
+
+        meta = dict(format=CHECKPOINT_FORMAT, epoch=epoch, config=self.config.to_json(), history=history)
+        directory = os.path.dirname(os.path.abspath(path))
+        for suffix, write in (
+            (".eqx", lambda f: eqx.tree_serialise_leaves(f, (self.params, self.opt_state))),
+            (".json", lambda f: f.write(json.dumps(meta, indent=1).encode())),
+        ):
+            fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, path + suffix)
+
+    def load(self, path: str) -> tuple[int, list[dict]]:
+        import equinox as eqx
+
+        meta = read_checkpoint_meta(path)
+        saved = TrainConfig.from_json(meta["config"])
+        mine = self.config
+        same = dataclasses.replace(saved, epochs=mine.epochs, out=mine.out) == mine
+        if not same:
+            diff = {
+                k: (v, getattr(mine, k))
+                for k, v in saved.to_json().items()
+                if k not in ("epochs", "out") and mine.to_json()[k] != v
+            }
+            raise ValueError(
+                f"checkpoint {path} was written with a different configuration "
+                f"(saved, requested): {diff}"
+            )
+        try:
+            with open(path + ".eqx", "rb") as f:
+                self.params, self.opt_state = eqx.tree_deserialise_leaves(
+                    f, (self.params, self.opt_state)
+                )
+        except Exception as e:
+            raise ValueError(
+                f"checkpoint {path}.eqx is corrupted or does not match the model: {e}"
+            ) from e
+        return int(meta["epoch"]), list(meta.get("history", []))
+
+
+def read_checkpoint_meta(path: str) -> dict:
+    """Read and check a checkpoint's metadata (`PATH.json`)."""
+    if path.endswith(".json") or path.endswith(".eqx"):
+        path = path.rsplit(".", 1)[0]
+    for suffix in (".json", ".eqx"):
+        if not os.path.exists(path + suffix):
+            raise FileNotFoundError(f"checkpoint file {path + suffix} not found")
+    try:
+        with open(path + ".json") as f:
+            meta = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"checkpoint metadata {path}.json is corrupted: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint {path}.json has format {meta.get('format') if isinstance(meta, dict) else None!r}; "
+            f"expected {CHECKPOINT_FORMAT}"
+        )
+    return meta
+
+
+def _batches(num: int, batch_size: int, seed: int, epoch: int):
+    """The shuffled minibatch indices of one epoch: a function of (seed, epoch) only,
+    so a resumed run sees exactly the batches of an uninterrupted one."""
+    perm = np.random.default_rng([seed, epoch]).permutation(num)
+    for i in range(0, num - batch_size + 1, batch_size):
+        yield perm[i : i + batch_size]
+
+
+def _take(tree, idx):
+    import jax
+
+    return jax.tree_util.tree_map(lambda a: a[idx], tree)
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train `config`'s network on its task, writing to `config.out`:
+    `config.json`, `metrics.jsonl` (one line per epoch), `checkpoint.{eqx,json}`
+    (written atomically after every epoch), `results.json` and PNG plots.
+
+    **Arguments:**
+
+    - `config`: a [`spikeode.train.TrainConfig`][].
+    - `resume`: continue from `config.out/checkpoint` if it exists (the result is
+      identical to an uninterrupted run).
+    - `progress`: show a progress bar.
+    - `log`: where to print messages.
+
+    **Returns:** the final results (also in `results.json`).
+    """
+    config.validate()
+    jax = _setup_jax(config.dtype)
+    import jax.numpy as jnp
+
+    from .data import TASKS
+
+    os.makedirs(config.out, exist_ok=True)
+    task = TASKS[config.task]
+    dtype = jnp.dtype(config.dtype)
+    (x_train, y_train), (x_test, y_test) = task.load(dtype)
+    trainer = _Trainer(config, x_train.num_neurons, task.num_classes)
+    ckpt = os.path.join(config.out, "checkpoint")
+    metrics_path = os.path.join(config.out, "metrics.jsonl")
+    start_epoch, history = 0, []
+    if resume and os.path.exists(ckpt + ".json"):
+        start_epoch, history = trainer.load(ckpt)
+        log(f"resumed from {ckpt} after epoch {start_epoch}")
+    with open(os.path.join(config.out, "config.json"), "w") as f:
+        json.dump(config.to_json(), f, indent=1)
+    with open(metrics_path, "w") as f:  # rewritten from the checkpoint's history
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+
+    y_train_j, y_test_j = jnp.asarray(y_train), jnp.asarray(y_test)
+    n_train = len(y_train)
+    steps = n_train // config.batch_size
+    if steps == 0:
+        raise ValueError(
+            f"batch_size {config.batch_size} exceeds the {n_train} training samples"
+        )
+    bar_factory = None
+    if progress:
+        try:
+            from tqdm import tqdm as bar_factory
+        except ImportError:
+            bar_factory = None
+    wall = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        t_epoch = time.perf_counter()
+        losses, accs = [], []
+        bar = (
+            bar_factory(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+            if bar_factory
+            else None
+        )
+        first_step = None
+        for idx in _batches(n_train, config.batch_size, config.seed, epoch):
+            t_step = time.perf_counter()
+            trainer.params, trainer.opt_state, loss, acc = trainer.train_step(
+                trainer.params, trainer.opt_state, _take(x_train, idx), y_train_j[idx]
+            )
+            losses.append(float(loss))
+            accs.append(float(acc))
+            if first_step is None:
+                first_step = time.perf_counter() - t_step
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.3f}")
+        if bar is not None:
+            bar.close()
+        train_time = time.perf_counter() - t_epoch
+        test_loss, test_acc = trainer.evaluate(trainer.params, x_test, y_test_j)
+        row = dict(
+            epoch=epoch + 1,
+            train_loss=float(np.mean(losses)),
+            train_acc=float(np.mean(accs)),
+            test_loss=float(test_loss),
+            test_acc=float(test_acc),
+            epoch_seconds=train_time,
+            first_step_seconds=first_step,
+        )
+        history.append(row)
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        trainer.save(ckpt, epoch + 1, history)
+        log(
+            f"epoch {epoch + 1:3d}: train loss {row['train_loss']:.4f} acc "
+            f"{row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc "
+            f"{row['test_acc']:.4f} | {train_time:.1f} s"
+        )
+    results = dict(
+        task=config.task,
+        test_acc=history[-1]["test_acc"] if history else None,
+        test_loss=history[-1]["test_loss"] if history else None,
+        epochs=len(history),
+        wall_seconds=time.perf_counter() - wall,
+        out=os.path.abspath(config.out),
+        config=config.to_json(),
+    )
+    with open(os.path.join(config.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    try:
+        _plots(config, trainer, history, x_test, y_test)
+    except ImportError:
+        log("matplotlib is not installed: no plots (pip install spikeode[plot])")
+    return results
+
+
+def evaluate_checkpoint(path: str) -> dict[str, Any]:
+    """Evaluate a checkpoint on its task's test split."""
+    meta = read_checkpoint_meta(path)
+    config = TrainConfig.from_json(meta["config"]).validate()
+    _setup_jax(config.dtype)
+    import jax.numpy as jnp
+
+    from .data import TASKS
+
+    task = TASKS[config.task]
+    (x_train, _), (x_test, y_test) = task.load(jnp.dtype(config.dtype))
+    trainer = _Trainer(config, x_train.num_neurons, task.num_classes)
+    epoch, _ = trainer.load(path.rsplit(".", 1)[0] if path.endswith((".json", ".eqx")) else path)
+    loss, acc = trainer.evaluate(trainer.params, x_test, jnp.asarray(y_test))
+    return dict(task=config.task, epoch=epoch, test_loss=float(loss), test_acc=float(acc))
+
+
+def _plots(config: TrainConfig, trainer: _Trainer, history, x_test, y_test):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = config.out
+    if history:
+        ep = [h["epoch"] for h in history]
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+        ax[0].plot(ep, [h["train_loss"] for h in history], label="train")
+        ax[0].plot(ep, [h["test_loss"] for h in history], label="test")
+        ax[0].set_xlabel("epoch"), ax[0].set_ylabel("loss"), ax[0].legend()
+        ax[1].plot(ep, [h["train_acc"] for h in history], label="train")
+        ax[1].plot(ep, [h["test_acc"] for h in history], label="test")
+        ax[1].set_xlabel("epoch"), ax[1].set_ylabel("accuracy"), ax[1].legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "curves.png"), dpi=120)
+        plt.close(fig)
+
+    # rasters of a few test samples
+    sims = trainer.simulate_all(trainer.params, _take(x_test, np.arange(3)))
+    fig, axes = plt.subplots(3, 3, figsize=(10, 6), sharex=True)
+    for s in range(3):
+        trains = [_take(x_test, s)] + [_take(sim.spikes, s) for sim in sims]
+        for row, (name, train) in enumerate(zip(("input", "hidden", "output"), trains)):
+            valid = np.asarray(train.valid)
+            axes[row, s].plot(
+                np.asarray(train.times)[valid] * 1e3, np.asarray(train.neurons)[valid], "|", ms=4
+            )
+            axes[row, s].set_ylabel(name)
+        axes[0, s].set_title(f"test sample {s} (label {int(y_test[s])})")
+        axes[2, s].set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "raster.png"), dpi=120)
+    plt.close(fig)
+
+    # output first-spike times per class
+    n = min(len(y_test), 500)
+    sims = trainer.simulate_all(trainer.params, _take(x_test, np.arange(n)))
+    first = np.asarray(sims[-1].spikes.first_spike_times())
+    labels = np.asarray(y_test[:n])
+    classes = first.shape[1]
+    fig, axes = plt.subplots(1, classes, figsize=(3 * classes, 2.8), sharey=True)
+    bins = np.linspace(0, config.t1 * 1e3, 40)
+    for c in range(classes):
+        for k in range(classes):
+            t = first[labels == c, k]
+            axes[c].hist(np.where(np.isfinite(t), t, config.t1) * 1e3, bins=bins, alpha=0.5, label=f"neuron {k}")
+        axes[c].set_title(f"class {c}"), axes[c].set_xlabel("first spike (ms)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "first_spike_times.png"), dpi=120)
+    plt.close(fig)
