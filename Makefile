@@ -11,11 +11,11 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[test,plot]"
+	$(BIN)/pip install --quiet -e ".[test,plot,data,progress]"
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/spikeode check
+	$(BIN)/spikeode train yinyang --out runs/yinyang
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -25,7 +25,8 @@ class TrainConfig:
     network and loss constants: `t1` (trial length, s), `tau_mem`, `tau_syn`,
     `tau0` and `alpha`, `tau1` of [`spikeode.losses.first_spike_loss`][], the
     initial weight means and standard deviations, `grad_clip`, and the spike
-    capacities `hidden_spikes_per_neuron` and `output_spikes`.
+    capacities `hidden_spikes_per_neuron` and `output_spikes`; `train_samples` and
+    `test_samples` use only the first samples of each split (0: all).
     """
 
     task: str = "yinyang"
@@ -47,6 +48,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     hidden_spikes_per_neuron: int = 3
     output_spikes: int = 30
+    train_samples: int = 0
+    test_samples: int = 0
 
     def validate(self) -> TrainConfig:
         from .data import TASKS
@@ -54,6 +57,10 @@ class TrainConfig:
         problems = []
         if self.task not in TASKS:
             problems.append(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+        for name in ("train_samples", "test_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                problems.append(f"{name} must be a non-negative integer, got {value!r}")
         for name in ("epochs", "batch_size", "hidden", "hidden_spikes_per_neuron", "output_spikes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -137,53 +144,93 @@ def trainable_filter(model):
     )
 
 
+def _optimiser(config: TrainConfig):
+    import optax
+
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(config.lr))
+
+
+def _per_sample(params, static, config: TrainConfig, x, y):
+    import equinox as eqx
+
+    from .losses import first_spike_loss, first_spike_prediction
+
+    sims = eqx.combine(params, static)(x, config.t1)
+    out = sims[-1].spikes
+    loss = first_spike_loss(
+        out, y, t_silent=config.t1, tau0=config.tau0, alpha=config.alpha, tau1=config.tau1
+    )
+    return loss, first_spike_prediction(out)
+
+
+def _batch_loss(params, static, config, x, y):
+    import jax
+    import jax.numpy as jnp
+
+    losses, preds = jax.vmap(_per_sample, in_axes=(None, None, None, 0, 0))(
+        params, static, config, x, y
+    )
+    return jnp.mean(losses), jnp.mean(preds == y)
+
+
+# Module-level compiled steps: the static part of the model and the configuration
+# (minus fields that do not affect the computation) are static arguments, so every
+# trainer with the same network shares one compilation.
+def _compiled():
+    import equinox as eqx
+    import jax
+    import optax
+
+    @eqx.filter_jit
+    def train_step(params, opt_state, x, y, static, config):
+        (loss, acc), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
+            params, static, config, x, y
+        )
+        updates, opt_state = _optimiser(config).update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, acc
+
+    @eqx.filter_jit
+    def evaluate(params, x, y, static, config):
+        return _batch_loss(params, static, config, x, y)
+
+    @eqx.filter_jit
+    def simulate_all(params, x, static, config):
+        return jax.vmap(lambda xi: eqx.combine(params, static)(xi, config.t1))(x)
+
+    return train_step, evaluate, simulate_all
+
+
+_COMPILED = None
+
+
 class _Trainer:
-    """Compiled train and evaluation steps for one configuration."""
+    """The state of a training run and its compiled steps."""
 
     def __init__(self, config: TrainConfig, num_inputs: int, num_classes: int):
         import equinox as eqx
         import jax
-        import jax.numpy as jnp
-        import optax
 
-        from .losses import first_spike_loss, first_spike_prediction
-
+        global _COMPILED
+        if _COMPILED is None:
+            _COMPILED = _compiled()
         self.config = config
+        self._key = dataclasses.replace(config, out="", epochs=1)
         model = build_model(config, num_inputs, num_classes, jax.random.PRNGKey(config.seed))
         self.params, self.static = eqx.partition(model, trainable_filter(model))
-        self.optimiser = optax.chain(
-            optax.clip_by_global_norm(config.grad_clip), optax.adam(config.lr)
+        self.opt_state = _optimiser(config).init(self.params)
+
+    def train_step(self, x, y):
+        step = _COMPILED[0]
+        self.params, self.opt_state, loss, acc = step(
+            self.params, self.opt_state, x, y, self.static, self._key
         )
-        self.opt_state = self.optimiser.init(self.params)
-        static, optimiser = self.static, self.optimiser
+        return loss, acc
 
-        def per_sample(params, x, y):
-            sims = eqx.combine(params, static)(x, config.t1)
-            out = sims[-1].spikes
-            loss = first_spike_loss(
-                out, y, t_silent=config.t1, tau0=config.tau0, alpha=config.alpha, tau1=config.tau1
-            )
-            return loss, first_spike_prediction(out)
+    def evaluate(self, x, y):
+        return _COMPILED[1](self.params, x, y, self.static, self._key)
 
-        def batch_loss(params, x, y):
-            losses, preds = jax.vmap(per_sample, in_axes=(None, 0, 0))(params, x, y)
-            return jnp.mean(losses), jnp.mean(preds == y)
-
-        @eqx.filter_jit
-        def train_step(params, opt_state, x, y):
-            (loss, acc), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, x, y)
-            updates, opt_state = optimiser.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss, acc
-
-        @eqx.filter_jit
-        def evaluate(params, x, y):
-            return batch_loss(params, x, y)
-
-        @eqx.filter_jit
-        def simulate_all(params, x):
-            return jax.vmap(lambda xi: eqx.combine(params, static)(xi, config.t1))(x)
-
-        self.train_step, self.evaluate, self.simulate_all = train_step, evaluate, simulate_all
+    def simulate_all(self, x):
+        return _COMPILED[2](self.params, x, self.static, self._key)
 
     @property
     def model(self):
@@ -255,6 +302,15 @@ def read_checkpoint_meta(path: str) -> dict:
     return meta
 
 
+def _load(task, config: TrainConfig, dtype):
+    (x_train, y_train), (x_test, y_test) = task.load(dtype)
+    if config.train_samples:
+        x_train, y_train = _take((x_train, y_train), slice(0, config.train_samples))
+    if config.test_samples:
+        x_test, y_test = _take((x_test, y_test), slice(0, config.test_samples))
+    return (x_train, np.asarray(y_train)), (x_test, np.asarray(y_test))
+
+
 def _batches(num: int, batch_size: int, seed: int, epoch: int):
     """The shuffled minibatch indices of one epoch: a function of (seed, epoch) only,
     so a resumed run sees exactly the batches of an uninterrupted one."""
@@ -299,7 +355,7 @@ def fit(
     os.makedirs(config.out, exist_ok=True)
     task = TASKS[config.task]
     dtype = jnp.dtype(config.dtype)
-    (x_train, y_train), (x_test, y_test) = task.load(dtype)
+    (x_train, y_train), (x_test, y_test) = _load(task, config, dtype)
     trainer = _Trainer(config, x_train.num_neurons, task.num_classes)
     ckpt = os.path.join(config.out, "checkpoint")
     metrics_path = os.path.join(config.out, "metrics.jsonl")
@@ -338,9 +394,7 @@ def fit(
         first_step = None
         for idx in _batches(n_train, config.batch_size, config.seed, epoch):
             t_step = time.perf_counter()
-            trainer.params, trainer.opt_state, loss, acc = trainer.train_step(
-                trainer.params, trainer.opt_state, _take(x_train, idx), y_train_j[idx]
-            )
+            loss, acc = trainer.train_step(_take(x_train, idx), y_train_j[idx])
             losses.append(float(loss))
             accs.append(float(acc))
             if first_step is None:
@@ -351,7 +405,7 @@ def fit(
         if bar is not None:
             bar.close()
         train_time = time.perf_counter() - t_epoch
-        test_loss, test_acc = trainer.evaluate(trainer.params, x_test, y_test_j)
+        test_loss, test_acc = trainer.evaluate(x_test, y_test_j)
         row = dict(
             epoch=epoch + 1,
             train_loss=float(np.mean(losses)),
@@ -398,10 +452,10 @@ def evaluate_checkpoint(path: str) -> dict[str, Any]:
     from .data import TASKS
 
     task = TASKS[config.task]
-    (x_train, _), (x_test, y_test) = task.load(jnp.dtype(config.dtype))
+    (x_train, _), (x_test, y_test) = _load(task, config, jnp.dtype(config.dtype))
     trainer = _Trainer(config, x_train.num_neurons, task.num_classes)
     epoch, _ = trainer.load(path.rsplit(".", 1)[0] if path.endswith((".json", ".eqx")) else path)
-    loss, acc = trainer.evaluate(trainer.params, x_test, jnp.asarray(y_test))
+    loss, acc = trainer.evaluate(x_test, jnp.asarray(y_test))
     return dict(task=config.task, epoch=epoch, test_loss=float(loss), test_acc=float(acc))
 
 
@@ -425,8 +479,10 @@ def _plots(config: TrainConfig, trainer: _Trainer, history, x_test, y_test):
         fig.savefig(os.path.join(out, "curves.png"), dpi=120)
         plt.close(fig)
 
+    # one simulation of (up to) 500 test samples for both figures
+    n = min(len(y_test), 500)
+    sims = trainer.simulate_all(_take(x_test, np.arange(n)))
     # rasters of a few test samples
-    sims = trainer.simulate_all(trainer.params, _take(x_test, np.arange(3)))
     fig, axes = plt.subplots(3, 3, figsize=(10, 6), sharex=True)
     for s in range(3):
         trains = [_take(x_test, s)] + [_take(sim.spikes, s) for sim in sims]
@@ -438,13 +494,12 @@ def _plots(config: TrainConfig, trainer: _Trainer, history, x_test, y_test):
             axes[row, s].set_ylabel(name)
         axes[0, s].set_title(f"test sample {s} (label {int(y_test[s])})")
         axes[2, s].set_xlabel("time (ms)")
+        axes[2, s].set_xlim(0, config.t1 * 1e3)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "raster.png"), dpi=120)
     plt.close(fig)
 
     # output first-spike times per class
-    n = min(len(y_test), 500)
-    sims = trainer.simulate_all(trainer.params, _take(x_test, np.arange(n)))
     first = np.asarray(sims[-1].spikes.first_spike_times())
     labels = np.asarray(y_test[:n])
     classes = first.shape[1]

@@ -12,6 +12,7 @@ from ._encoding import (
     latency_encode as latency_encode,
 )
 from ._patterns import spike_pattern_task as spike_pattern_task
+from ._tasks import Task as Task, TASKS as TASKS
 from ._randman import randman as randman, randman_spikes as randman_spikes
 from ._xor import xor_spikes as xor_spikes
 from ._yinyang import (
@@ -29,6 +30,8 @@ __all__ = [
     "randman",
     "randman_spikes",
     "spike_pattern_task",
+    "Task",
+    "TASKS",
     "xor_spikes",
     "yinyang",
     "yinyang_class",

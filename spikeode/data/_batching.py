@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, PRNGKeyArray
 
@@ -81,11 +82,21 @@ def iterate_batches(
     stop = num - num % batch_size if drop_last else num
 
     def generate():
+        # Slice on the host: no per-batch-shape compilation of a gather.
+        times = np.asarray(train.times)
+        neurons = np.asarray(train.neurons)
+        jax_labels = isinstance(labels, jax.Array)
+        host_labels = np.asarray(labels) if jax_labels else labels
         for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size]
+            lab = host_labels[idx]
             yield (
-                SpikeTrain(train.times[idx], train.neurons[idx], train.num_neurons),
-                labels[idx],
+                SpikeTrain(
+                    jnp.asarray(times[idx]),
+                    jnp.asarray(neurons[idx]),
+                    train.num_neurons,
+                ),
+                jnp.asarray(lab) if jax_labels else lab,
             )
 
     return generate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -179,7 +180,6 @@ def add_bias_spike(train: SpikeTrain, time: ArrayLike) -> SpikeTrain:
     `ValueError` if `time` is not finite (checked when it is concrete).
     """
     _check_time("add_bias_spike", "time", time)
-    n = train.num_neurons
     batch = train.times.shape[:-1]
     t = jnp.asarray(time, train.times.dtype)
     try:

@@ -1,0 +1,58 @@
+"""The classification tasks `spikeode train` knows, with their spike encodings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from ._digits import digits_spikes
+from ._randman import randman_spikes
+from ._xor import xor_spikes
+from ._yinyang import yinyang_spikes
+
+# Every task codes values into spike times inside [0, 30 ms] with a bias spike at 0.
+T_MIN, T_MAX, BIAS = 0.0, 0.03, 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A classification task: `load(dtype)` returns
+    `((train_spikes, train_labels), (test_spikes, test_labels))`."""
+
+    name: str
+    num_classes: int
+    load: Callable
+
+
+def _yinyang(dtype):
+    return tuple(
+        yinyang_spikes(split, T_MIN, T_MAX, BIAS, dtype=dtype) for split in ("train", "test")
+    )
+
+
+def _xor(dtype):
+    data = xor_spikes(T_MIN, T_MAX / 2, BIAS, dtype=dtype)
+    return data, data  # four patterns: the training set is the test set
+
+
+def _digits(dtype):
+    return tuple(
+        digits_spikes(split, T_MIN, T_MAX, bias_time=BIAS, dtype=dtype)
+        for split in ("train", "test")
+    )
+
+
+def _randman(dtype):
+    common = dict(num_classes=10, num_inputs=20, bias_time=BIAS, dtype=dtype)
+    return (
+        randman_spikes(T_MIN, T_MAX, samples_per_class=500, sample_seed=1, **common),
+        randman_spikes(T_MIN, T_MAX, samples_per_class=100, sample_seed=2, **common),
+    )
+
+
+TASKS: dict[str, Task] = {
+    "yinyang": Task("yinyang", 3, _yinyang),
+    "xor": Task("xor", 2, _xor),
+    "digits": Task("digits", 10, _digits),
+    "randman": Task("randman", 10, _randman),
+}
