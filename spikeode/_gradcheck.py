@@ -90,9 +90,10 @@ def _signature(aux) -> tuple:
 
 
 def _evaluate_steps(value, dyn, leaf, d, hs, sig0):
-    """Loss at `p + h d` and `p - h d` for every `h`, or `None` where the spike
-    sequence changed, the loss is not finite or the evaluation failed."""
-    out = []
+    """Loss at `p + h d` and `p - h d` for every `h` (or `None` where the spike
+    sequence changed or the loss is not finite), and how many steps were rejected
+    because the model raised an error (e.g. a parameter left its domain)."""
+    out, failed = [], 0
     for h in hs:
         vals = []
         for sign in (1.0, -1.0):
@@ -100,12 +101,13 @@ def _evaluate_steps(value, dyn, leaf, d, hs, sig0):
             try:
                 loss, aux = value(moved)
             except Exception:  # e.g. a parameter stepped out of its domain
+                failed += 1
                 break
             if _signature(aux) != sig0 or not np.isfinite(float(loss)):
                 break
             vals.append(float(loss))
         out.append(tuple(vals) if len(vals) == 2 else None)
-    return out
+    return out, failed
 
 
 def check_grads(
@@ -115,7 +117,7 @@ def check_grads(
     rtol: float = 1e-6,
     num_directions: int = 2,
     steps: Sequence[float] | None = None,
-    abs_floor: float = 1e-12,
+    abs_floor: float | None = None,
     grazing_tol: float = 1e-3,
     key: jax.Array | None = None,
 ) -> GradCheckReport:
@@ -145,7 +147,9 @@ def check_grads(
     - `rtol`: pass threshold on the relative error.
     - `num_directions`: random directions per leaf.
     - `steps`: relative step sizes (default `1e-2 ... 1e-9`, half-decades).
-    - `abs_floor`: floor of the relative error's denominator.
+    - `abs_floor`: floor of the relative error's denominator, so that parameters
+      with (nearly) zero gradient are judged by an absolute error; default `1e-8`
+      times the norm of the whole gradient.
     - `grazing_tol`: see above.
     - `key`: PRNG key for the directions (default `PRNGKey(0)`).
 
@@ -192,8 +196,9 @@ def check_grads(
             if slopes.size:
                 grazing += int(np.sum(slopes < grazing_tol * np.median(slopes)))
             t = np.asarray(train.times)[valid]
-            t1 = np.broadcast_to(np.asarray(rec.t1), np.asarray(train.times).shape)[valid]
-            t0 = np.broadcast_to(np.asarray(rec.t0), np.asarray(train.times).shape)[valid]
+            shape = np.asarray(train.times).shape
+            t1 = np.broadcast_to(np.asarray(rec.t1)[..., None], shape)[valid]
+            t0 = np.broadcast_to(np.asarray(rec.t0)[..., None], shape)[valid]
             near_end += int(np.sum(t1 - t < 1e-3 * (t1 - t0)))
     messages = []
     if overflow:
@@ -204,21 +209,26 @@ def check_grads(
             "may appear or vanish under tiny parameter changes."
         )
 
+    if abs_floor is None:
+        g_norm = float(jnp.sqrt(sum(jnp.sum(x**2) for x in jtu.tree_leaves(g))))
+        abs_floor = max(1e-8 * g_norm, 1e-300)
     paths = jtu.tree_flatten_with_path(dyn)[0]
     grad_leaves = jtu.tree_leaves(g)
     keys = jax.random.split(key, max(len(paths), 1))
     reports = []
     for (path, leaf), g_leaf, k in zip(paths, grad_leaves, keys):
-        name = jtu.keystr(path)
+        name = jtu.keystr(path) or "params"
         scale = float(jnp.sqrt(jnp.mean(leaf**2))) or 1.0
-        worst, valid_count = 0.0, 0
+        worst, valid_count, rejected = 0.0, 0, 0
         for j in range(num_directions):
             d = jax.random.normal(jax.random.fold_in(k, j), leaf.shape, leaf.dtype)
             d = d / jnp.linalg.norm(d.ravel())
             ad = float(jnp.sum(g_leaf * d))
             estimates, hs = [], []
             hs_all = steps * scale
-            for h, vals in zip(hs_all, _evaluate_steps(value, dyn, leaf, d, hs_all, sig0)):
+            evaluated, failed = _evaluate_steps(value, dyn, leaf, d, hs_all, sig0)
+            rejected += failed
+            for h, vals in zip(hs_all, evaluated):
                 if vals is not None:
                     estimates.append((vals[0] - vals[1]) / (2 * h))
                     hs.append(h)
@@ -243,10 +253,18 @@ def check_grads(
             )
         )
         if not np.isfinite(worst):
-            messages.append(
-                f"{name}: every step changed the spike sequence; no finite-difference "
-                "estimate was possible (try smaller steps)."
-            )
+            if rejected:
+                messages.append(
+                    f"{name}: the model rejected {rejected} perturbed evaluations (is the "
+                    "parameter at the edge of its domain, e.g. a refractory period of 0?) "
+                    "and no step was usable; leave it out of the check or move it inside "
+                    "its domain."
+                )
+            else:
+                messages.append(
+                    f"{name}: every step changed the spike sequence; no "
+                    "finite-difference estimate was possible (try smaller steps)."
+                )
     passed = all(r.passed for r in reports) and not overflow and bool(np.isfinite(float(loss0)))
     return GradCheckReport(
         leaves=tuple(reports),

@@ -90,6 +90,7 @@ def simulate(
     max_steps: int = 4096,
     adjoint: diffrax.AbstractAdjoint | None = None,
     checkpoints: int | None = None,
+    max_segments: int | None = None,
     throw: bool = True,
 ) -> Simulation:
     """Simulate a population of spiking neurons over `[t0, t1]`.
@@ -129,8 +130,12 @@ def simulate(
     - `checkpoints`: checkpoints of the loop over segments for reverse mode. Default:
       every segment if that takes at most 64 MB (memory proportional to the number of
       segments, i.e. spikes and input spikes, never to solver steps), else Equinox's
-      automatic scheme (memory logarithmic in the number of segments, more
+      automatic scheme (about `sqrt(2 * max_segments)` checkpoints, more
       recomputation).
+    - `max_segments`: bound on the loop's iterations; default
+      `inputs + len(save_ts) + 2 * max_spikes + 4`, enough for the models here (each
+      spike, input, save and end of a refractory period takes one segment). Raise it
+      for models whose `safe_step_end` ends segments without a spike.
     - `throw`: raise on overflow, failed root finds or solver failures. With `False`
       these are reported in `Simulation.overflow` and by NaN spike times.
 
@@ -244,18 +249,12 @@ def simulate(
 
     def solve(t, t_end, y, refractory):
         args = SegmentArgs(neuron, refractory)
-        length = t_end - t
-        has_length = length > 0
-        if exact:
-            step = jnp.where(has_length, length, 1.0)
-        else:
-            step = dt0
         sol = diffrax.diffeqsolve(
             term,
             solver,
             t,
             t_end,
-            step,
+            t_end - t if exact else dt0,
             y,
             args,
             saveat=diffrax.SaveAt(t1=True),
@@ -265,18 +264,23 @@ def simulate(
             adjoint=inner_adjoint,
             throw=False,
         )
-        t_new = sol.ts[-1]
-        y_new = sol.ys[-1]
-        spiked = has_length & jnp.asarray(sol.event_mask)
-        ok = diffrax.is_okay(sol.result) | ~has_length
-        return t_new, y_new, spiked, ok
+        return sol.ts[-1], sol.ys[-1], jnp.asarray(sol.event_mask), diffrax.is_okay(sol.result)
+
+    def first_of(*times):
+        # The earliest time; on ties the first listed wins (and alone gets the
+        # gradient: `jnp.minimum` would split it between equal times).
+        out = times[-1]
+        for t in reversed(times[:-1]):
+            out = jnp.where(t <= out, t, out)
+        return out
 
     def body(c: _Carry) -> _Carry:
         refractory = c.refr_until > c.t
         t_in = in_times[c.in_ptr]
         t_save = save_pad[c.save_ptr]
         t_release = jnp.min(jnp.where(refractory, c.refr_until, jnp.inf))
-        t_sched = jnp.minimum(jnp.minimum(t_in, t_save), jnp.minimum(t_release, t1))
+        # in the order in which coinciding items are processed: saves, inputs
+        t_sched = first_of(t_save, t_in, t_release, t1)
         # A neuron already at threshold (e.g. a jump put it there) fires now.
         fire_now = jnp.max(masked_condition(c.t, c.y, refractory)) >= 0
         # A segment ends at the next scheduled time (differentiable: input spike times
@@ -284,19 +288,23 @@ def simulate(
         # breakpoint does not change the trajectory, so it carries no gradient.
         t_safe = lax.stop_gradient(neuron.safe_step_end(c.t, c.y, t_sched, refractory))
         t_end = jnp.where(t_safe < t_sched, t_safe, t_sched)
-        t_end = jnp.where(fire_now, c.t, jnp.clip(t_end, c.t, t_sched))
-        # Where this segment has no length the solve is skipped (or, under vmap,
-        # computed and discarded); stop gradients there so nothing flows from it.
+        t_end = jnp.where(fire_now, c.t, t_end)
         has_length = t_end > c.t
+        # Segments without length (coinciding scheduled times, immediate spikes) need
+        # no solve; it runs anyway (with a dummy positive length: Diffrax fills the
+        # dense info of a zero-length solve with zeros, which a root find under vmap
+        # would then evaluate) and its result is discarded, without gradient.
         t_start = jnp.where(has_length, c.t, lax.stop_gradient(c.t))
-        # (a dummy positive length: Diffrax fills the dense info of a zero-length
-        # solve with zeros, which a root find under vmap would then evaluate)
         t_stop = jnp.where(has_length, t_end, t_start + 1e-4 * (t1 - t0))
-        t_new, y_new, spiked_solve, ok = solve(t_start, t_stop, c.y, refractory)
+        t_sol, y_sol, spiked_solve, ok = solve(t_start, t_stop, c.y, refractory)
         spiked_solve = spiked_solve & has_length
         ok = ok | ~has_length
-        t_new = jnp.where(has_length, t_new, c.t)
-        y_new = jnp.where(has_length, y_new, c.y)
+        # Without length, the end time still carries the gradient of the scheduled
+        # time (e.g. the second of two coinciding input spikes), and the state its
+        # first-order dependence on it: y + f(y) (t_end - t), which equals y.
+        y_still = c.y + neuron.vector_field(c.t, c.y, refractory) * (t_end - c.t)
+        t_new = jnp.where(has_length, t_sol, t_end)
+        y_new = jnp.where(has_length, y_sol, y_still)
         spiked = fire_now | spiked_solve
 
         cond_new = masked_condition(t_new, y_new, refractory)
@@ -354,7 +362,8 @@ def simulate(
         )
 
     num_in = in_times.shape[0] - 1
-    max_segments = num_in + num_save + 2 * max_spikes + 4
+    if max_segments is None:
+        max_segments = num_in + num_save + 2 * max_spikes + 4
     init = _Carry(
         t=t0,
         y=y0.astype(dtype),
@@ -406,7 +415,8 @@ def simulate(
         out_t = eqx.error_if(
             out_t,
             unfinished,
-            "simulate: the event loop ran out of segments before t1 (internal bound).",
+            f"simulate: the event loop ran out of segments (max_segments={max_segments}) "
+            "before t1; raise `max_segments`.",
         )
     else:
         bad = final.failed | unfinished
