@@ -20,34 +20,39 @@ class TrainConfig:
     """Everything that determines a training run (saved with every checkpoint).
 
     **Fields:** `task` (`"yinyang"`, `"xor"`, `"digits"` or `"randman"`), `epochs`,
-    `batch_size`, `lr` (peak learning rate of Adam), `hidden` (hidden neurons),
+    `batch_size`, `lr` (initial learning rate of Adam), `lr_decay` (factor per
+    epoch, applied smoothly), `hidden` (hidden neurons),
     `dtype` (`"float32"` or `"float64"`), `seed`, `out` (output folder), and the
     network and loss constants: `t1` (trial length, s), `tau_mem`, `tau_syn`,
     `tau0` and `alpha`, `tau1` of [`spikeode.losses.first_spike_loss`][], the
-    initial weight means and standard deviations, `grad_clip`, and the spike
-    capacities `hidden_spikes_per_neuron` and `output_spikes`; `train_samples` and
+    initial weight means and standard deviations, `grad_clip` (global-norm
+    clipping), `output_refractory` (refractory period of the output neurons; longer
+    than `t1`, each fires at most once, which is all a first-spike loss uses), and the
+    spike capacities `hidden_spikes_per_neuron` and `output_spikes`; `train_samples` and
     `test_samples` use only the first samples of each split (0: all).
     """
 
     task: str = "yinyang"
-    epochs: int = 20
+    epochs: int = 45
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 5e-3
+    lr_decay: float = 0.95
     hidden: int = 120
     dtype: str = "float32"
     seed: int = 0
     out: str = "runs/yinyang"
-    t1: float = 0.06
+    t1: float = 0.04
     tau_mem: float = 0.02
     tau_syn: float = 0.005
-    tau0: float = 0.005
+    tau0: float = 0.0005
     alpha: float = 0.003
-    tau1: float = 0.01
-    w_hidden: tuple[float, float] = (1.5, 1.5)
-    w_out: tuple[float, float] = (0.5, 0.3)
+    tau1: float = 0.0064
+    w_hidden: tuple[float, float] = (1.5, 0.78)
+    w_out: tuple[float, float] = (0.93, 0.1)
     grad_clip: float = 1.0
+    output_refractory: float = 0.1
     hidden_spikes_per_neuron: int = 3
-    output_spikes: int = 30
+    output_spikes: int = 3
     train_samples: int = 0
     test_samples: int = 0
 
@@ -65,7 +70,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "t1", "tau_mem", "tau_syn", "tau0", "tau1"):
+        for name in ("lr", "lr_decay", "t1", "tau_mem", "tau_syn", "tau0", "tau1"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 problems.append(f"{name} must be a positive number, got {value!r}")
@@ -110,10 +115,10 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
     dtype = jnp.dtype(config.dtype)
     k1, k2 = jax.random.split(key)
 
-    def lif(n):
+    def lif(n, refractory=0.0):
         c = lambda x: jnp.asarray(x, dtype)
         return LIF(n, tau_mem=c(config.tau_mem), tau_syn=c(config.tau_syn), threshold=c(1.0),
-                   v_reset=c(0.0), bias=c(0.0), refractory_period=c(0.0))
+                   v_reset=c(0.0), bias=c(0.0), refractory_period=c(refractory))
 
     return Sequential(
         [
@@ -123,7 +128,7 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
                 w_mean=config.w_hidden[0], w_std=config.w_hidden[1], dtype=dtype, key=k1,
             ),
             SpikingLayer(
-                config.hidden, num_classes, neuron=lif(num_classes),
+                config.hidden, num_classes, neuron=lif(num_classes, config.output_refractory),
                 max_spikes=config.output_spikes,
                 w_mean=config.w_out[0], w_std=config.w_out[1], dtype=dtype, key=k2,
             ),
@@ -144,10 +149,11 @@ def trainable_filter(model):
     )
 
 
-def _optimiser(config: TrainConfig):
+def _optimiser(config: TrainConfig, steps_per_epoch: int):
     import optax
 
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(config.lr))
+    schedule = optax.exponential_decay(config.lr, steps_per_epoch, config.lr_decay)
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(schedule))
 
 
 def _per_sample(params, static, config: TrainConfig, x, y):
@@ -182,11 +188,12 @@ def _compiled():
     import optax
 
     @eqx.filter_jit
-    def train_step(params, opt_state, x, y, static, config):
+    def train_step(params, opt_state, x, y, static, config, steps_per_epoch):
         (loss, acc), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
             params, static, config, x, y
         )
-        updates, opt_state = _optimiser(config).update(grads, opt_state, params)
+        optimiser = _optimiser(config, steps_per_epoch)
+        updates, opt_state = optimiser.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, acc
 
     @eqx.filter_jit
@@ -206,7 +213,9 @@ _COMPILED = None
 class _Trainer:
     """The state of a training run and its compiled steps."""
 
-    def __init__(self, config: TrainConfig, num_inputs: int, num_classes: int):
+    def __init__(
+        self, config: TrainConfig, num_inputs: int, num_classes: int, steps_per_epoch: int
+    ):
         import equinox as eqx
         import jax
 
@@ -217,12 +226,13 @@ class _Trainer:
         self._key = dataclasses.replace(config, out="", epochs=1)
         model = build_model(config, num_inputs, num_classes, jax.random.PRNGKey(config.seed))
         self.params, self.static = eqx.partition(model, trainable_filter(model))
-        self.opt_state = _optimiser(config).init(self.params)
+        self.steps_per_epoch = steps_per_epoch
+        self.opt_state = _optimiser(config, steps_per_epoch).init(self.params)
 
     def train_step(self, x, y):
         step = _COMPILED[0]
         self.params, self.opt_state, loss, acc = step(
-            self.params, self.opt_state, x, y, self.static, self._key
+            self.params, self.opt_state, x, y, self.static, self._key, self.steps_per_epoch
         )
         return loss, acc
 
@@ -356,7 +366,12 @@ def fit(
     task = TASKS[config.task]
     dtype = jnp.dtype(config.dtype)
     (x_train, y_train), (x_test, y_test) = _load(task, config, dtype)
-    trainer = _Trainer(config, x_train.num_neurons, task.num_classes)
+    steps = len(y_train) // config.batch_size
+    if steps == 0:
+        raise ValueError(
+            f"batch_size {config.batch_size} exceeds the {len(y_train)} training samples"
+        )
+    trainer = _Trainer(config, x_train.num_neurons, task.num_classes, steps)
     ckpt = os.path.join(config.out, "checkpoint")
     metrics_path = os.path.join(config.out, "metrics.jsonl")
     start_epoch, history = 0, []
@@ -371,11 +386,6 @@ def fit(
 
     y_train_j, y_test_j = jnp.asarray(y_train), jnp.asarray(y_test)
     n_train = len(y_train)
-    steps = n_train // config.batch_size
-    if steps == 0:
-        raise ValueError(
-            f"batch_size {config.batch_size} exceeds the {n_train} training samples"
-        )
     bar_factory = None
     if progress:
         try:
@@ -452,8 +462,9 @@ def evaluate_checkpoint(path: str) -> dict[str, Any]:
     from .data import TASKS
 
     task = TASKS[config.task]
-    (x_train, _), (x_test, y_test) = _load(task, config, jnp.dtype(config.dtype))
-    trainer = _Trainer(config, x_train.num_neurons, task.num_classes)
+    (x_train, y_train), (x_test, y_test) = _load(task, config, jnp.dtype(config.dtype))
+    steps = max(len(y_train) // config.batch_size, 1)
+    trainer = _Trainer(config, x_train.num_neurons, task.num_classes, steps)
     epoch, _ = trainer.load(path.rsplit(".", 1)[0] if path.endswith((".json", ".eqx")) else path)
     loss, acc = trainer.evaluate(x_test, jnp.asarray(y_test))
     return dict(task=config.task, epoch=epoch, test_loss=float(loss), test_acc=float(acc))

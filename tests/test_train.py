@@ -53,7 +53,7 @@ def test_resume_gives_identical_parameters(trained, tmp_path):
     part = dataclasses.replace(config, out=str(tmp_path), epochs=2)
     fit(part, progress=False, log=lambda *_: None)
     fit(dataclasses.replace(part, epochs=3), resume=True, progress=False, log=lambda *_: None)
-    a, b = _Trainer(config, 5, 3), _Trainer(config, 5, 3)
+    a, b = _Trainer(config, 5, 3, 30), _Trainer(config, 5, 3, 30)
     a.load(os.path.join(config.out, "checkpoint"))
     b.load(os.path.join(str(tmp_path), "checkpoint"))
     for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
@@ -65,7 +65,7 @@ def test_corrupted_and_mismatched_checkpoints(trained, tmp_path):
     config, _ = trained
     src = os.path.join(config.out, "checkpoint")
     # mismatched: a different hidden size
-    other = _Trainer(dataclasses.replace(config, hidden=41), 5, 3)
+    other = _Trainer(dataclasses.replace(config, hidden=41), 5, 3, 30)
     with pytest.raises(ValueError, match="different configuration"):
         other.load(src)
     # corrupted weights file
@@ -77,7 +77,7 @@ def test_corrupted_and_mismatched_checkpoints(trained, tmp_path):
     with open(bad + ".eqx", "wb") as f:
         f.write(b"not a checkpoint")
     with pytest.raises(ValueError, match="corrupted"):
-        _Trainer(config, 5, 3).load(bad)
+        _Trainer(config, 5, 3, 30).load(bad)
     # corrupted metadata
     with open(bad + ".json", "w") as f:
         f.write("{not json")
