@@ -14,6 +14,16 @@ from ._spikes import SpikeTrain
 from .neurons import LIF, AbstractNeuron
 
 
+def _population(layer: str, neuron, num_neurons: int, dtype):
+    """The layer's neuron model (default `LIF`), checked, and the weights' dtype."""
+    neuron = LIF(num_neurons) if neuron is None else neuron
+    if neuron.num_neurons != num_neurons:
+        raise ValueError(
+            f"{layer}: neuron model has {neuron.num_neurons} neurons, expected {num_neurons}."
+        )
+    return neuron, jnp.result_type(float) if dtype is None else dtype
+
+
 def _init_weight(key, shape, mean, std, dtype):
     return mean + std * jax.random.normal(key, shape, dtype)
 
@@ -69,6 +79,7 @@ class SpikingLayer(_AbstractLayer):
     - `neuron`: the model (default `LIF(num_neurons)` with its defaults).
     - `w_mean`, `w_std`: the input weights are drawn from a normal distribution
       with this mean and standard deviation.
+    - `dtype`: floating dtype of the weights (default: JAX's default float).
     - `key`: a JAX PRNG key.
     """
 
@@ -88,22 +99,15 @@ class SpikingLayer(_AbstractLayer):
         dtype=None,
         key: PRNGKeyArray,
     ):
-        neuron = LIF(num_neurons) if neuron is None else neuron
-        if neuron.num_neurons != num_neurons:
-            raise ValueError(
-                f"SpikingLayer: neuron model has {neuron.num_neurons} neurons, "
-                f"expected {num_neurons}."
-            )
-        dtype = jnp.result_type(float) if dtype is None else dtype
-        self.neuron = neuron
+        self.neuron, dtype = _population("SpikingLayer", neuron, num_neurons, dtype)
         self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
         self.max_spikes = max_spikes
 
 
 class RecurrentLayer(_AbstractLayer):
     """A recurrently connected population: input weights `w_in` and recurrent weights
-    `w_rec[pre, post]` (self-connections included unless `w_rec` is masked by the
-    user).
+    `w_rec[pre, post]` (self-connections included; set the diagonal to 0 to remove
+    them).
 
     **Arguments:** as [`spikeode.nn.SpikingLayer`][], plus `w_rec_mean` and `w_rec_std`
     for the recurrent weights.
@@ -128,15 +132,8 @@ class RecurrentLayer(_AbstractLayer):
         dtype=None,
         key: PRNGKeyArray,
     ):
-        neuron = LIF(num_neurons) if neuron is None else neuron
-        if neuron.num_neurons != num_neurons:
-            raise ValueError(
-                f"RecurrentLayer: neuron model has {neuron.num_neurons} neurons, "
-                f"expected {num_neurons}."
-            )
-        dtype = jnp.result_type(float) if dtype is None else dtype
+        self.neuron, dtype = _population("RecurrentLayer", neuron, num_neurons, dtype)
         k1, k2 = jax.random.split(key)
-        self.neuron = neuron
         self.w_in = _init_weight(k1, (num_inputs, num_neurons), w_mean, w_std, dtype)
         self.w_rec = _init_weight(
             k2, (num_neurons, num_neurons), w_rec_mean, w_rec_std, dtype

@@ -1,0 +1,86 @@
+"""SpikeTrain conversions, and the event loop with other Diffrax solvers and root
+finders."""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+
+import spikeode as so
+
+
+def test_conversions_round_trip():
+    lists = [[0.3, 0.1], [], [0.2, 0.25, 0.05]]
+    train = so.SpikeTrain.from_lists(lists, capacity=8)
+    assert train.capacity == 8 and int(train.num_spikes) == 5
+    np.testing.assert_array_equal(np.asarray(train.neurons[:5]), [2, 0, 2, 2, 0])
+    assert np.all(np.diff(np.asarray(train.times)[:5]) >= 0)
+    np.testing.assert_array_equal(np.asarray(train.counts()), [2, 0, 3])
+    np.testing.assert_allclose(np.asarray(train.first_spike_times()), [0.1, np.inf, 0.05])
+    per = np.asarray(train.to_per_neuron(3))
+    np.testing.assert_allclose(per[0], [0.1, 0.3, np.inf])
+    np.testing.assert_allclose(per[1], [np.inf] * 3)
+    np.testing.assert_allclose(per[2], [0.05, 0.2, 0.25])
+    again = so.SpikeTrain.from_per_neuron(per, capacity=8)
+    np.testing.assert_array_equal(np.asarray(again.times), np.asarray(train.times))
+    for a, b in zip(train.to_lists(), lists):
+        np.testing.assert_allclose(a, sorted(b))
+    raster = np.asarray(train.to_raster(0.0, 0.4, 8))  # bins of 0.05
+    assert raster.shape == (8, 3) and raster.sum() == 5
+    assert raster[1, 2] == 1 and raster[2, 0] == 1 and raster[6, 0] == 1
+    back = so.SpikeTrain.from_raster(raster, 0.0, 0.05)
+    np.testing.assert_array_equal(np.asarray(back.counts()), [2, 0, 3])
+    with pytest.raises(Exception, match="more than 2 spikes"):
+        train.to_per_neuron(2)
+
+
+def test_batched_conversions_and_sorting():
+    a = so.SpikeTrain.from_lists([[0.1], [0.2, 0.3]], capacity=4)
+    b = so.SpikeTrain.from_lists([[0.05, 0.4], []], capacity=4)
+    batch = jax.tree_util.tree_map(lambda x, y: jnp.stack([x, y]), a, b)
+    np.testing.assert_array_equal(np.asarray(batch.counts()), [[1, 2], [2, 0]])
+    np.testing.assert_allclose(np.asarray(batch.first_spike_times()), [[0.1, 0.2], [0.05, np.inf]])
+    shuffled = so.SpikeTrain(a.times[::-1], a.neurons[::-1], 2)
+    np.testing.assert_array_equal(np.asarray(shuffled.sorted().times), np.asarray(a.times))
+    grad = jax.grad(lambda t: jnp.sum(so.SpikeTrain(t, a.neurons, 2).first_spike_times()))(a.times)
+    np.testing.assert_allclose(np.asarray(grad), [1, 1, 0, 0])
+
+
+def _input_driven():
+    rng = np.random.default_rng(5)
+    inputs = so.SpikeTrain.from_per_neuron(np.sort(rng.uniform(0, 0.05, (6, 3)), axis=1))
+    w_in = jnp.asarray(rng.normal(0.5, 0.5, (6, 4)))
+    neuron = so.LIF(4, tau_mem=0.01, tau_syn=0.004, bias=0.8)
+    return neuron, inputs, w_in
+
+
+def test_numerical_solver_and_other_root_finder_agree_with_exact():
+    neuron, inputs, w_in = _input_driven()
+    exact = so.simulate(neuron, 0.08, inputs, w_in, max_spikes=64)
+    assert int(exact.spikes.num_spikes) >= 8
+    tsit = so.simulate(
+        neuron, 0.08, inputs, w_in, max_spikes=64, solver=diffrax.Tsit5(),
+        stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11, dtmax=1e-3),
+    )
+    bisect = so.simulate(
+        neuron, 0.08, inputs, w_in, max_spikes=64,
+        root_finder=optx.Bisection(rtol=1e-13, atol=1e-13, expand_if_necessary=True),
+    )
+    for other, tol in ((tsit, 1e-8), (bisect, 1e-12)):
+        np.testing.assert_array_equal(np.asarray(other.spikes.neurons), np.asarray(exact.spikes.neurons))
+        valid = np.asarray(exact.spikes.valid)
+        err = np.max(np.abs(np.asarray(other.spikes.times)[valid] - np.asarray(exact.spikes.times)[valid]))
+        assert err <= tol, err
+
+
+def test_exact_solver_needs_a_flow():
+    class NoFlow(so.LIF):
+        pass
+
+    NoFlow.has_flow = property(lambda self: False)
+    with pytest.raises(ValueError, match="closed-form"):
+        so.simulate(NoFlow(1), 0.1, max_spikes=2, solver=so.ExactSolver())
