@@ -8,7 +8,7 @@ times; its gradient is taken with respect to the recurrent weights and the bias.
 Paths, each compiled with `equinox.filter_jit` (ahead of time, to time compilation):
 
 1. `default`: `spikeode.simulate` with its default `ExactSolver` (closed-form flow)
-   and `Illinois` root finder.
+   and `BracketedNewton` root finder.
 2. `tsit5`: `spikeode.simulate` with `diffrax.Tsit5()` and
    `diffrax.PIDController(rtol=1e-8, atol=1e-8)`.
 3. `reference`: a hand-written closed-form, event-driven simulation of the same

@@ -1,0 +1,39 @@
+"""Long runs behind the figures we report; excluded from `make test`, run with
+`make test-slow`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_yinyang_default_training_reaches_target(tmp_path):
+    """`make run`'s job: the default Yin-Yang run (float32) reaches >= 97.5 % test."""
+    out = tmp_path / "yinyang"
+    env = dict(os.environ, JAX_ENABLE_X64="0")
+    subprocess.run(
+        [sys.executable, "-m", "spikeode.cli", "train", "yinyang", "--out", str(out),
+         "--no-progress"],
+        check=True, env=env, cwd=ROOT,
+    )
+    with open(out / "results.json") as f:
+        results = json.load(f)
+    assert results["test_acc"] >= 0.975, results
+
+
+@pytest.mark.slow
+def test_benchmark_quick_runs_and_agrees():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "recurrent_lif.py"), "--quick"],
+        check=True, capture_output=True, text=True,
+    )
+    report = json.loads(proc.stdout)
+    for path in ("default", "tsit5"):
+        assert report["paths"][path]["vs_reference"]["same_spike_train"]
