@@ -222,7 +222,7 @@ def simulate(
         )
     if exact:
         controller = diffrax.ConstantStepSize()
-        inner_max_steps = 4
+        inner_max_steps = 1
     else:
         controller = (
             diffrax.PIDController(rtol=1e-10, atol=1e-10)

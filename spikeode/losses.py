@@ -1,9 +1,11 @@
-"""Losses and regularisers on spike trains."""
+"""Losses and regularisers on spike trains and states."""
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._spikes import SpikeTrain
@@ -77,3 +79,316 @@ def activity_regulariser(
     low = lower_weight * jnp.mean(jnp.maximum(0.0, lower - counts) ** 2)
     high = upper_weight * jnp.maximum(0.0, jnp.mean(counts) - upper)
     return low + high
+
+
+# ----------------------------------------------------------------------------- helpers
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_train(name: str, train) -> None:
+    if not isinstance(train, SpikeTrain):
+        raise TypeError(f"{name}: expected a SpikeTrain, got {type(train).__name__}.")
+
+
+def _check_same_neurons(name: str, train: SpikeTrain, target) -> None:
+    _check_train(name, target)
+    if train.num_neurons != target.num_neurons:
+        raise ValueError(
+            f"{name}: `train` has {train.num_neurons} neurons but `target` has "
+            f"{target.num_neurons}; expected the same population."
+        )
+
+
+def _check_finite(name: str, x: ArrayLike) -> Array:
+    """`x` as an array; a clear error (eagerly when concrete, else via
+    `equinox.error_if`) unless every entry is finite."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    if _is_concrete(x):
+        if not np.all(np.isfinite(np.asarray(x))):
+            raise ValueError(f"`{name}` must be finite; got {np.asarray(x)}.")
+        return x
+    return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), f"`{name}` must be finite.")
+
+
+def _check_positive(name: str, x: ArrayLike) -> Array:
+    """`x` as a floating array; a clear error unless every entry is positive and finite."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    if _is_concrete(x):
+        xv = np.asarray(x)
+        if not (np.all(xv > 0) and np.all(np.isfinite(xv))):
+            raise ValueError(f"`{name}` must be positive and finite; got {xv}.")
+        return x
+    bad = ~jnp.all((x > 0) & jnp.isfinite(x))
+    return eqx.error_if(x, bad, f"`{name}` must be positive and finite.")
+
+
+def _check_label(name: str, label: ArrayLike, num_classes: int) -> Array:
+    """`label` as an integer array with entries in `[0, num_classes)`."""
+    label = jnp.asarray(label)
+    if not jnp.issubdtype(label.dtype, jnp.integer):
+        raise TypeError(f"{name}: `label` must be an integer class index, got {label.dtype}.")
+    msg = f"{name}: `label` must lie in [0, {num_classes})"
+    if _is_concrete(label):
+        lv = np.asarray(label)
+        if np.any(lv < 0) or np.any(lv >= num_classes):
+            raise ValueError(f"{msg}; got {lv}.")
+        return label
+    return eqx.error_if(label, jnp.any((label < 0) | (label >= num_classes)), msg + ".")
+
+
+def _cross_entropy(logits: Array, label: Array) -> Array:
+    """`-log softmax(logits)[label]` over the last axis, for any leading batch axes."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    label = jnp.broadcast_to(label, logp.shape[:-1])
+    return -jnp.take_along_axis(logp, label[..., None], axis=-1)[..., 0]
+
+
+# -------------------------------------------------------------- spike-time distances
+def spike_time_mse(
+    train: SpikeTrain, target: SpikeTrain, *, t_missing: ArrayLike
+) -> Float[Array, "*batch"]:
+    r"""Mean squared error between the spike times of `train` and those of `target`,
+    matched by rank: the $k$-th spike $a_{ik}$ of neuron $i$ is paired with the $k$-th
+    target spike $b_{ik}$ of the same neuron. Where one of the two has fewer spikes,
+    the unmatched spikes are paired with `t_missing` (e.g. the end of the trial), so
+    that the loss is defined, and pulls spikes in or out, when the counts differ:
+
+    $$\frac{1}{P}\sum_i \sum_{k < \max(c_i, d_i)} (\bar a_{ik} - \bar b_{ik})^2,
+      \qquad \bar a_{ik} = \begin{cases} a_{ik} & k < c_i \\
+      t_\text{missing} & \text{otherwise,}\end{cases}$$
+
+    with $c_i$, $d_i$ the spike counts of neuron $i$ in `train` and `target`,
+    $\bar b$ likewise, and $P = \sum_i \max(c_i, d_i)$ the number of pairs (the loss
+    is `0` when both trains are empty).
+
+    The gradient reaches the spike times of `train` (and `t_missing`); padding never
+    enters the arithmetic. The normaliser $P$ is constant between changes of the
+    spike counts, where the loss is discontinuous anyway (the pairing changes).
+
+    **Arguments:**
+
+    - `train`: the spikes to score, e.g. a [`spikeode.Simulation`][]'s `spikes`. May be
+      batched (leading axes).
+    - `target`: the desired spikes, a `SpikeTrain` with the same `num_neurons` (any
+      capacity; batch axes must broadcast against those of `train`).
+    - `t_missing`: the time given to the missing partner of an unmatched spike
+      (finite).
+
+    **Returns:** the loss, one value per sample (a scalar for unbatched trains).
+    """
+    name = "spike_time_mse"
+    _check_train(name, train)
+    _check_same_neurons(name, train, target)
+    t_missing = _check_finite(f"{name}: t_missing", t_missing)
+    if t_missing.ndim != 0:
+        raise ValueError(f"{name}: `t_missing` must be a scalar, got shape {t_missing.shape}.")
+
+    k = max(train.capacity, target.capacity)
+    dtype = jnp.result_type(train.times, target.times, t_missing)
+
+    def per_neuron(tr):
+        times = tr.to_per_neuron(tr.capacity).astype(dtype)
+        pad = [(0, 0)] * (times.ndim - 1) + [(0, k - tr.capacity)]
+        times = jnp.pad(times, pad, constant_values=jnp.inf)
+        counts = tr.counts()
+        # Mask by rank (not by isfinite), so that NaN spike times propagate.
+        mask = jnp.arange(k) < counts[..., None]
+        return jnp.where(mask, times, t_missing), counts
+
+    a, ca = per_neuron(train)
+    b, cb = per_neuron(target)
+    num_pairs = jnp.sum(jnp.maximum(ca, cb), axis=-1)
+    total = jnp.sum((a - b) ** 2, axis=(-2, -1))
+    return total / jnp.maximum(num_pairs, 1).astype(dtype)
+
+
+def van_rossum_distance(
+    train: SpikeTrain,
+    target: SpikeTrain,
+    *,
+    tau: ArrayLike,
+    t1: ArrayLike | None = None,
+) -> Float[Array, "*batch"]:
+    r"""Squared van Rossum (2001) distance between `train` and `target`, summed over
+    neurons, in closed form.
+
+    Each neuron's spikes are filtered with a causal exponential kernel,
+    $f(t) = \sum_i \Theta(t - a_i)\, e^{-(t - a_i)/\tau}$ for `train` and likewise
+    $g$ for `target`; the distance is
+
+    $$D^2 = \frac{1}{\tau}\int_{-\infty}^{t_1} (f(t) - g(t))^2\,dt,$$
+
+    summed over neurons (only spikes of the same neuron interact). With this
+    normalisation a single unmatched spike contributes `1/2`. With `t1=None` the
+    integral runs to infinity and
+
+    $$D^2 = \tfrac12 \sum_{i,j} e^{-|a_i - a_j|/\tau}
+           + \tfrac12 \sum_{i,j} e^{-|b_i - b_j|/\tau}
+           - \sum_{i,j} e^{-|a_i - b_j|/\tau};$$
+
+    with a finite `t1` each pair term $e^{-|x - y|/\tau}$ becomes
+    $e^{-|x - y|/\tau} - e^{-(2t_1 - x - y)/\tau}$ and spikes at or after `t1` are
+    left out (this is continuous as a spike leaves the window through `t1`).
+
+    $D^2$ (not $D$) is returned: it is smooth in the spike times except where a spike
+    of `train` coincides with one of `target` of the same neuron, where
+    $|a_i - b_j|$ has a kink (in particular at the minimum `train == target`; JAX
+    then returns the zero subgradient). The diagonal terms $i = j$ are constants and
+    are not differentiated through $|0|$. Cost and memory grow as
+    `capacity_train * capacity_target` (and the squares of the capacities).
+    Rounding may make $D^2$ slightly negative (~1e-16) for nearly identical trains.
+
+    **Arguments:**
+
+    - `train`: the spikes to score (may be batched: leading axes).
+    - `target`: a `SpikeTrain` with the same `num_neurons` (any capacity; batch axes
+      must broadcast against those of `train`).
+    - `tau`: time constant of the kernel (positive).
+    - `t1`: end of the integration window, or `None` for the infinite-time form.
+
+    **Returns:** $D^2$, one value per sample (a scalar for unbatched trains).
+    """
+    name = "van_rossum_distance"
+    _check_train(name, train)
+    _check_same_neurons(name, train, target)
+    tau = _check_positive(f"{name}: tau", tau)
+    if tau.ndim != 0:
+        raise ValueError(f"{name}: `tau` must be a scalar, got shape {tau.shape}.")
+    if t1 is not None:
+        t1 = _check_finite(f"{name}: t1", t1)
+        if t1.ndim != 0:
+            raise ValueError(f"{name}: `t1` must be a scalar, got shape {t1.shape}.")
+    dtype = jnp.result_type(train.times, target.times, tau)
+    # A finite placeholder for padding (and spikes after t1), applied before any
+    # arithmetic: every exponent below is then <= 0 and every gradient finite.
+    fill = jnp.zeros((), dtype) if t1 is None else jnp.asarray(t1, dtype)
+
+    def events(tr):
+        mask = tr.valid
+        if t1 is not None:
+            mask = mask & (tr.times < t1)
+        return jnp.where(mask, tr.times.astype(dtype), fill), tr.neurons, mask
+
+    def pair_sum(x, y, same):
+        (tx, ix, mx), (ty, iy, my) = x, y
+        mask = (ix[..., :, None] == iy[..., None, :]) & mx[..., :, None] & my[..., None, :]
+        d = tx[..., :, None] - ty[..., None, :]
+        if same:  # the diagonal: |0| = 0 as a constant, no derivative of |x| at 0
+            d = jnp.where(jnp.eye(tx.shape[-1], dtype=bool), 0.0, d)
+        d = jnp.where(mask, d, 0.0)
+        kern = jnp.exp(-jnp.abs(d) / tau)
+        if t1 is not None:
+            kern = kern - jnp.exp(-((t1 - tx)[..., :, None] + (t1 - ty)[..., None, :]) / tau)
+        return jnp.sum(jnp.where(mask, kern, 0.0), axis=(-2, -1))
+
+    a, b = events(train), events(target)
+    return 0.5 * pair_sum(a, a, True) + 0.5 * pair_sum(b, b, True) - pair_sum(a, b, False)
+
+
+# ----------------------------------------------------------------- max-over-time readout
+def max_voltage_loss(
+    ys: Float[Array, "*batch save neurons state"],
+    label: Int[Array, "*batch"],
+    *,
+    column: int = 0,
+) -> Float[Array, "*batch"]:
+    r"""Cross-entropy of a max-over-time readout (Zenke & Vogels 2021): the output of
+    neuron $k$ is its largest voltage over the save times, $m_k = \max_s v_k(t_s)$,
+    and
+
+    $$-\log \frac{e^{m_y}}{\sum_k e^{m_k}}.$$
+
+    The maximum is taken over the grid of save times (pass a dense `save_ts` to
+    [`spikeode.simulate`][]), so the loss is piecewise smooth in the parameters: its
+    gradient flows through the state at the arg-max save time and is exact wherever
+    that arg-max does not change. States are recorded before jumps, so the voltage
+    of a neuron that fires is reset at its spikes and its maximum stays below the
+    threshold; this readout is usually applied to a non-spiking output layer
+    (e.g. a very high threshold).
+
+    **Arguments:**
+
+    - `ys`: states at the save times, `Simulation.ys`, shape
+      `(save, neurons, state)` (or with leading batch axes).
+    - `label`: the correct class (an output neuron index), one per sample.
+    - `column`: the state column holding the voltage (`0` for `LIF`).
+
+    **Returns:** the loss, one value per sample (a scalar for one sample).
+    """
+    name = "max_voltage_loss"
+    v = _voltage(name, ys, column)
+    label = _check_label(name, label, v.shape[-1])
+    return _cross_entropy(jnp.max(v, axis=-2), label)
+
+
+def max_voltage_prediction(
+    ys: Float[Array, "*batch save neurons state"], *, column: int = 0
+) -> Int[Array, "*batch"]:
+    """Index of the neuron with the largest voltage over the save times (ties: the
+    lowest index); the prediction matching `max_voltage_loss`."""
+    v = _voltage("max_voltage_prediction", ys, column)
+    return jnp.argmax(jnp.max(v, axis=-2), axis=-1)
+
+
+def _voltage(name: str, ys, column: int) -> Array:
+    if ys is None:
+        raise ValueError(
+            f"{name}: `ys` is None; simulate with `save_ts` to record the states."
+        )
+    ys = jnp.asarray(ys)
+    if ys.ndim < 3:
+        raise ValueError(
+            f"{name}: `ys` must have shape (save, neurons, state), got {ys.shape}."
+        )
+    if ys.shape[-3] == 0:
+        raise ValueError(f"{name}: `ys` holds no save times.")
+    if not isinstance(column, int) or not -ys.shape[-1] <= column < ys.shape[-1]:
+        raise ValueError(
+            f"{name}: `column` must be an int index into the {ys.shape[-1]} state "
+            f"columns, got {column!r}."
+        )
+    return ys[..., column]
+
+
+# -------------------------------------------------------------------- spike counts
+def spike_count_loss(
+    train: SpikeTrain, label: Int[Array, "*batch"], *, scale: ArrayLike = 1.0
+) -> Float[Array, "*batch"]:
+    r"""Cross-entropy of the spike counts $c_k$ of the output neurons, the most
+    active neuron being the prediction:
+
+    $$-\log \frac{e^{s\,c_y}}{\sum_k e^{s\,c_k}}.$$
+
+    Spike counts are piecewise constant in the parameters, so with exact gradients
+    this loss has **zero gradient** with respect to the network (almost everywhere;
+    undefined where a count changes). It is meant for evaluation, and for training
+    only with surrogate-gradient or pseudo-spike methods that give the counts a
+    gradient; for exact-gradient training use a loss of spike times (e.g.
+    `first_spike_loss`, `spike_time_mse`) or of the voltage (`max_voltage_loss`).
+
+    **Arguments:**
+
+    - `train`: the output layer's spikes (may be batched: leading axes).
+    - `label`: the correct class (an output neuron index), one per sample.
+    - `scale`: inverse temperature `s` of the softmax (positive).
+
+    **Returns:** the loss, one value per sample (a scalar for one sample).
+    """
+    name = "spike_count_loss"
+    _check_train(name, train)
+    scale = _check_positive(f"{name}: scale", scale)
+    label = _check_label(name, label, train.num_neurons)
+    dtype = jnp.result_type(train.times, scale)
+    return _cross_entropy(scale * train.counts().astype(dtype), label)
+
+
+def spike_count_prediction(train: SpikeTrain) -> Int[Array, "*batch"]:
+    """Index of the neuron with the most spikes (ties, including all-silent: the
+    lowest index); the prediction matching `spike_count_loss`."""
+    _check_train("spike_count_prediction", train)
+    return jnp.argmax(train.counts(), axis=-1)
