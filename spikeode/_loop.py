@@ -221,7 +221,7 @@ def simulate(
             f"{type(neuron).__name__} does not implement; pass a numerical solver."
         )
     if exact:
-        controller = diffrax.ConstantStepSize()
+        controller = None  # StepTo, built per segment
         inner_max_steps = 1
     else:
         controller = (
@@ -254,11 +254,12 @@ def simulate(
             solver,
             t,
             t_end,
-            t_end - t if exact else dt0,
+            None if exact else dt0,
             y,
             args,
             saveat=diffrax.SaveAt(t1=True),
-            stepsize_controller=controller,
+            # ExactSolver: one step, exactly onto the segment end
+            stepsize_controller=diffrax.StepTo(jnp.stack([t, t_end])) if exact else controller,
             event=event,
             max_steps=inner_max_steps,
             adjoint=inner_adjoint,

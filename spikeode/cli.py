@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -56,13 +57,11 @@ def _positive_float(text):
 def _train(args) -> int:
     from .train import TrainConfig, fit
 
-    defaults = TrainConfig()
-    config = TrainConfig(
-        task=args.task,
-        epochs=args.epochs if args.epochs is not None else defaults.epochs,
-        batch_size=args.batch_size if args.batch_size is not None else defaults.batch_size,
-        lr=args.lr if args.lr is not None else defaults.lr,
-        hidden=args.hidden if args.hidden is not None else defaults.hidden,
+    config = TrainConfig.for_task(args.task)
+    given = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden)
+    config = dataclasses.replace(
+        config,
+        **{k: v for k, v in given.items() if v is not None},
         dtype=args.dtype,
         seed=args.seed,
         out=args.out or f"runs/{args.task}",

@@ -40,18 +40,19 @@ def first_spike_loss(
 
     **Arguments:**
 
-    - `train`: the output layer's spikes (one sample).
-    - `label`: the correct class (an output neuron index).
+    - `train`: the output layer's spikes (one sample, or a batch: leading axes).
+    - `label`: the correct class (an output neuron index), one per sample.
     - `t_silent`: first-spike time given to silent neurons (e.g. the trial end).
     - `tau0`: temperature of the softmax over `-t`.
     - `alpha`, `tau1`: weight and time scale of the early-spike regulariser.
 
-    **Returns:** a scalar loss.
+    **Returns:** the loss, one value per sample (a scalar for one sample).
     """
+    label = _check_label("first_spike_loss", label, train.num_neurons)
     t = first_spike_times(train, t_silent)
-    logp = jax.nn.log_softmax(-t / tau0)
-    loss = -logp[label]
-    return loss + alpha * jnp.expm1(t[label] / tau1)
+    loss = _cross_entropy(-t / tau0, label)
+    t_label = jnp.take_along_axis(t, jnp.broadcast_to(label, t.shape[:-1])[..., None], -1)
+    return loss + alpha * jnp.expm1(t_label[..., 0] / tau1)
 
 
 def first_spike_prediction(train: SpikeTrain) -> Int[Array, "*batch"]:
@@ -100,31 +101,22 @@ def _check_same_neurons(name: str, train: SpikeTrain, target) -> None:
         )
 
 
-def _check_finite(name: str, x: ArrayLike) -> Array:
-    """`x` as an array; a clear error (eagerly when concrete, else via
-    `equinox.error_if`) unless every entry is finite."""
+def _check_scalar(fn: str, arg: str, x: ArrayLike, *, positive: bool) -> Array:
+    """`x` as a floating scalar array; a clear error (eagerly when concrete, else via
+    `equinox.error_if` inside `jit`) unless it is finite (and positive)."""
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    if _is_concrete(x):
-        if not np.all(np.isfinite(np.asarray(x))):
-            raise ValueError(f"`{name}` must be finite; got {np.asarray(x)}.")
-        return x
-    return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), f"`{name}` must be finite.")
-
-
-def _check_positive(name: str, x: ArrayLike) -> Array:
-    """`x` as a floating array; a clear error unless every entry is positive and finite."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
+    if x.ndim != 0:
+        raise ValueError(f"{fn}: `{arg}` must be a scalar, got shape {x.shape}.")
+    what = "positive and finite" if positive else "finite"
     if _is_concrete(x):
         xv = np.asarray(x)
-        if not (np.all(xv > 0) and np.all(np.isfinite(xv))):
-            raise ValueError(f"`{name}` must be positive and finite; got {xv}.")
+        if not np.isfinite(xv) or (positive and not xv > 0):
+            raise ValueError(f"{fn}: `{arg}` must be {what}; got {xv}.")
         return x
-    bad = ~jnp.all((x > 0) & jnp.isfinite(x))
-    return eqx.error_if(x, bad, f"`{name}` must be positive and finite.")
+    bad = ~jnp.isfinite(x) | ((x <= 0) if positive else False)
+    return eqx.error_if(x, bad, f"{fn}: `{arg}` must be {what}.")
 
 
 def _check_label(name: str, label: ArrayLike, num_classes: int) -> Array:
@@ -167,8 +159,9 @@ def spike_time_mse(
     is `0` when both trains are empty).
 
     The gradient reaches the spike times of `train` (and `t_missing`); padding never
-    enters the arithmetic. The normaliser $P$ is constant between changes of the
-    spike counts, where the loss is discontinuous anyway (the pairing changes).
+    enters the arithmetic. Where a spike count changes the loss jumps: through the
+    pairing, and through $P$ (even when a spike enters or leaves at `t_missing`,
+    where its own term vanishes).
 
     **Arguments:**
 
@@ -184,9 +177,7 @@ def spike_time_mse(
     name = "spike_time_mse"
     _check_train(name, train)
     _check_same_neurons(name, train, target)
-    t_missing = _check_finite(f"{name}: t_missing", t_missing)
-    if t_missing.ndim != 0:
-        raise ValueError(f"{name}: `t_missing` must be a scalar, got shape {t_missing.shape}.")
+    t_missing = _check_scalar(name, "t_missing", t_missing, positive=False)
 
     k = max(train.capacity, target.capacity)
     dtype = jnp.result_type(train.times, target.times, t_missing)
@@ -235,11 +226,11 @@ def van_rossum_distance(
     $e^{-|x - y|/\tau} - e^{-(2t_1 - x - y)/\tau}$ and spikes at or after `t1` are
     left out (this is continuous as a spike leaves the window through `t1`).
 
-    $D^2$ (not $D$) is returned: it is smooth in the spike times except where a spike
-    of `train` coincides with one of `target` of the same neuron, where
-    $|a_i - b_j|$ has a kink (in particular at the minimum `train == target`; JAX
-    then returns the zero subgradient). The diagonal terms $i = j$ are constants and
-    are not differentiated through $|0|$. Cost and memory grow as
+    $D^2$ (not $D$) is returned: it is smooth in the spike times except where two
+    spikes of the same neuron coincide, where $|x - y|$ has a kink; there (in
+    particular at the minimum `train == target`, where the gradient is then zero) the
+    symmetric, zero subgradient of $|x - y|$ is used. The diagonal terms $i = j$ are
+    constants and are not differentiated. Cost and memory grow as
     `capacity_train * capacity_target` (and the squares of the capacities).
     Rounding may make $D^2$ slightly negative (~1e-16) for nearly identical trains.
 
@@ -256,13 +247,9 @@ def van_rossum_distance(
     name = "van_rossum_distance"
     _check_train(name, train)
     _check_same_neurons(name, train, target)
-    tau = _check_positive(f"{name}: tau", tau)
-    if tau.ndim != 0:
-        raise ValueError(f"{name}: `tau` must be a scalar, got shape {tau.shape}.")
+    tau = _check_scalar(name, "tau", tau, positive=True)
     if t1 is not None:
-        t1 = _check_finite(f"{name}: t1", t1)
-        if t1.ndim != 0:
-            raise ValueError(f"{name}: `t1` must be a scalar, got shape {t1.shape}.")
+        t1 = _check_scalar(name, "t1", t1, positive=False)
     dtype = jnp.result_type(train.times, target.times, tau)
     # A finite placeholder for padding (and spikes after t1), applied before any
     # arithmetic: every exponent below is then <= 0 and every gradient finite.
@@ -281,7 +268,9 @@ def van_rossum_distance(
         if same:  # the diagonal: |0| = 0 as a constant, no derivative of |x| at 0
             d = jnp.where(jnp.eye(tx.shape[-1], dtype=bool), 0.0, d)
         d = jnp.where(mask, d, 0.0)
-        kern = jnp.exp(-jnp.abs(d) / tau)
+        # |d| with the zero subgradient at d == 0 (`jnp.abs` would give +1 there)
+        dist = jnp.where(d == 0, 0.0, jnp.abs(d))
+        kern = jnp.exp(-dist / tau)
         if t1 is not None:
             kern = kern - jnp.exp(-((t1 - tx)[..., :, None] + (t1 - ty)[..., None, :]) / tau)
         return jnp.sum(jnp.where(mask, kern, 0.0), axis=(-2, -1))
@@ -381,7 +370,7 @@ def spike_count_loss(
     """
     name = "spike_count_loss"
     _check_train(name, train)
-    scale = _check_positive(f"{name}: scale", scale)
+    scale = _check_scalar(name, "scale", scale, positive=True)
     label = _check_label(name, label, train.num_neurons)
     dtype = jnp.result_type(train.times, scale)
     return _cross_entropy(scale * train.counts().astype(dtype), label)

@@ -28,7 +28,8 @@ class TrainConfig:
     initial weight means and standard deviations, `grad_clip` (global-norm
     clipping), `output_refractory` (refractory period of the output neurons; longer
     than `t1`, each fires at most once, which is all a first-spike loss uses), and the
-    spike capacities `hidden_spikes_per_neuron` and `output_spikes`; `train_samples` and
+    spike capacities `hidden_spikes_per_neuron` and `output_spikes` (0: one per
+    output neuron, enough when `output_refractory` exceeds `t1`); `train_samples` and
     `test_samples` use only the first samples of each split (0: all).
     """
 
@@ -52,7 +53,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     output_refractory: float = 0.1
     hidden_spikes_per_neuron: int = 3
-    output_spikes: int = 3
+    output_spikes: int = 0
     train_samples: int = 0
     test_samples: int = 0
 
@@ -62,11 +63,11 @@ class TrainConfig:
         problems = []
         if self.task not in TASKS:
             problems.append(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
-        for name in ("train_samples", "test_samples"):
+        for name in ("train_samples", "test_samples", "output_spikes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 problems.append(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("epochs", "batch_size", "hidden", "hidden_spikes_per_neuron", "output_spikes"):
+        for name in ("epochs", "batch_size", "hidden", "hidden_spikes_per_neuron"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
@@ -79,6 +80,15 @@ class TrainConfig:
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
         return self
+
+    @classmethod
+    def for_task(cls, task: str) -> TrainConfig:
+        """The defaults, with the task's own overrides (`spikeode.data.TASKS`)."""
+        from .data import TASKS
+
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+        return cls(task=task, out=f"runs/{task}", **TASKS[task].defaults)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -129,7 +139,7 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
             ),
             SpikingLayer(
                 config.hidden, num_classes, neuron=lif(num_classes, config.output_refractory),
-                max_spikes=config.output_spikes,
+                max_spikes=config.output_spikes or num_classes,
                 w_mean=config.w_out[0], w_std=config.w_out[1], dtype=dtype, key=k2,
             ),
         ]

@@ -91,6 +91,13 @@ net = _two_layer(1, dtype=jnp.float32)
 batch = _batch(np.random.default_rng(1), 3, 6, dtype=np.float32)
 out = jax.vmap(lambda x: net(x, 0.06)[-1].spikes)(batch)
 g = eqx.filter_grad(lambda n: _loss(n, jax.tree_util.tree_map(lambda x: x[0], batch)))(net)
+# A segment from a to b with a + (b - a) != b in float32 must still end exactly at b.
+import spikeode as so
+a, b = np.float32(0.0014159835), np.float32(0.0062141637)
+assert a + (b - a) != b
+inp = so.SpikeTrain(jnp.asarray([a, b], jnp.float32), jnp.asarray([0, 1], jnp.int32), 2)
+one = so.simulate(so.LIF(1, tau_mem=0.01, tau_syn=0.005), 0.05, inp, jnp.full((2, 1), 5.0, jnp.float32), max_spikes=4)
+assert int(one.spikes.num_spikes) >= 1
 print(json.dumps(dict(dtype=str(out.times.dtype), gdtype=str(g.layers[0].w_in.dtype),
     times=np.asarray(out.times, np.float64).tolist(), neurons=np.asarray(out.neurons).tolist(),
     grad=np.asarray(g.layers[0].w_in, np.float64).tolist())))

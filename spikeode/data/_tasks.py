@@ -17,11 +17,13 @@ T_MIN, T_MAX, BIAS = 0.0, 0.03, 0.0
 @dataclasses.dataclass(frozen=True)
 class Task:
     """A classification task: `load(dtype)` returns
-    `((train_spikes, train_labels), (test_spikes, test_labels))`."""
+    `((train_spikes, train_labels), (test_spikes, test_labels))`; `defaults` overrides
+    fields of `spikeode.train.TrainConfig` for this task."""
 
     name: str
     num_classes: int
     load: Callable
+    defaults: dict = dataclasses.field(default_factory=dict)
 
 
 def _yinyang(dtype):
@@ -53,6 +55,9 @@ def _randman(dtype):
 TASKS: dict[str, Task] = {
     "yinyang": Task("yinyang", 3, _yinyang),
     "xor": Task("xor", 2, _xor),
-    "digits": Task("digits", 10, _digits),
+    "digits": Task(
+        "digits", 10, _digits,
+        dict(hidden=100, epochs=30, w_hidden=(0.3, 0.15), w_out=(0.3, 0.1)),
+    ),
     "randman": Task("randman", 10, _randman),
 }
