@@ -306,3 +306,19 @@ def test_loss_gradients_through_simulation(grad_report, name):
 def test_spike_count_gradient_is_zero():
     grad = jax.jit(jax.grad(lambda w: losses.spike_count_loss(_simulate(w).spikes, 1)))(W0)
     np.testing.assert_array_equal(np.asarray(grad), 0.0)
+
+
+def test_activity_regulariser_bounds():
+    """Zero inside the bounds; quadratic below the per-neuron lower bound, linear
+    above the population upper bound; zero gradient (counts are piecewise constant)."""
+    reg = so.losses.activity_regulariser
+    counts = jnp.array([2.0, 3.0, 4.0])
+    kw = dict(lower=1.0, lower_weight=1.0, upper=5.0, upper_weight=1.0)
+    assert float(reg(counts, **kw)) == 0.0
+    assert float(reg(jnp.array([0.0, 3.0, 4.0]), **kw)) == pytest.approx(1 / 3)
+    assert float(reg(jnp.array([7.0, 7.0, 7.0]), **kw)) == pytest.approx(2.0)
+    train = so.SpikeTrain.from_lists([[0.01], [0.02, 0.03], []], capacity=4)
+    grad = jax.grad(
+        lambda t: reg(so.SpikeTrain(t, train.neurons, 3).counts(), **kw)
+    )(jnp.where(train.valid, train.times, 0.0))
+    assert float(jnp.max(jnp.abs(grad))) == 0.0
