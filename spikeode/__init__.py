@@ -10,6 +10,11 @@ from ._loop import Simulation as Simulation, simulate as simulate
 from ._root_finder import BracketedNewton as BracketedNewton
 from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain
-from .neurons import AbstractNeuron as AbstractNeuron, LIF as LIF
+from .neurons import (
+    AbstractNeuron as AbstractNeuron,
+    AlphaIF as AlphaIF,
+    LIF as LIF,
+    NonLeakyIF as NonLeakyIF,
+)
 
 __version__ = "0.1.0"

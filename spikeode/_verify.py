@@ -15,7 +15,13 @@ import numpy as np
 from ._gradcheck import check_grads
 from ._loop import simulate
 from ._spikes import SpikeTrain
-from .neurons import LIF
+from ._closed_forms import (
+    alpha_first_spike,
+    lif_double_tau_first_spike,
+    lif_equal_tau_first_spike,
+    mostafa_first_spike,
+)
+from .neurons import LIF, AlphaIF, NonLeakyIF
 
 
 # ----------------------------------------------------------------------------------
@@ -280,6 +286,68 @@ def check_lif_recurrent(seed: int = 2) -> CheckResult:
     )
 
 
+def _first_spike_check(model_name, neuron, t1, times, weights, reference, ref_name, params_of):
+    """One neuron, several inputs: first spike time against a closed form, and the
+    gradient of all spike times with respect to weights, input times and the model's
+    time constant."""
+    ids = jnp.arange(times.shape[0], dtype=jnp.int32)
+
+    def fn(p):
+        w, t_in, tau = p
+        inp = SpikeTrain(t_in, ids, times.shape[0])
+        s = simulate(params_of(neuron, tau), t1, inp, w[:, None], max_spikes=32)
+        return _loss_of_times(s.spikes, t1), s
+
+    params = (jnp.asarray(weights), jnp.asarray(times), params_of(neuron, None))
+    sim = fn(params)[1]
+    err = abs(float(sim.spikes.times[0]) - reference(times, weights))
+    rep = check_grads(fn, params)
+    return _result(
+        model_name, f"{times.shape[0]} inputs -> 1 neuron", sim, err, ref_name, 1e-10,
+        rep, "params: weights, input spike times, time constant",
+    )
+
+
+def check_nonleaky() -> CheckResult:
+    """Mostafa's non-leaky neuron (tau_syn = 1): first spike vs the z = exp(t) form."""
+    rng = np.random.default_rng(3)
+    times, weights = np.sort(rng.uniform(0, 2, 6)), rng.normal(0.4, 0.3, 6)
+    return _first_spike_check(
+        "NonLeakyIF", NonLeakyIF(1, tau_syn=1.0), 6.0, times, weights,
+        mostafa_first_spike, "Mostafa closed form",
+        lambda m, tau: m.tau_syn if tau is None else eqx.tree_at(lambda m: m.tau_syn, m, tau),
+    )
+
+
+def check_alpha() -> CheckResult:
+    """Alpha-synapse neuron (Comsa et al.): first spike vs Lambert W."""
+    rng = np.random.default_rng(4)
+    times, weights = np.sort(rng.uniform(0, 2, 6)), rng.normal(1.0, 0.5, 6)
+    return _first_spike_check(
+        "AlphaIF", AlphaIF(1, tau=1.0), 8.0, times, weights,
+        lambda t, w: alpha_first_spike(t, w, 1.0), "Lambert W",
+        lambda m, tau: m.tau if tau is None else eqx.tree_at(lambda m: m.tau, m, tau),
+    )
+
+
+def check_lif_lambert(ratio: float) -> CheckResult:
+    """LIF with tau_mem = ratio * tau_syn (ratio 1: Lambert W, 2: quadratic),
+    first spike vs the closed form of Goeltz et al. (2021)."""
+    rng = np.random.default_rng(5)
+    tau_mem = 0.02
+    times, weights = np.sort(rng.uniform(0, 0.02, 6)), np.abs(rng.normal(1.0, 0.5, 6))
+    solve = lif_equal_tau_first_spike if ratio == 1.0 else lif_double_tau_first_spike
+    name = "Lambert W" if ratio == 1.0 else "closed form (quadratic)"
+    return dataclasses.replace(
+        _first_spike_check(
+            "LIF", LIF(1, tau_mem=tau_mem, tau_syn=tau_mem / ratio), 0.05, times, weights,
+            lambda t, w: solve(t, w, tau_mem), name,
+            lambda m, tau: m.tau_mem if tau is None else eqx.tree_at(lambda m: m.tau_mem, m, tau),
+        ),
+        network=f"6 inputs -> 1, tau_m = {ratio:g} tau_s",
+    )
+
+
 def _result(model, network, sims, err, ref_name, tol, rep, details):
     sims = sims if isinstance(sims, tuple) else (sims,)
     spikes = sum(int(s.spikes.num_spikes) for s in sims)
@@ -305,6 +373,10 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "lif-input": check_lif_input_driven,
     "lif-feedforward": check_lif_feedforward,
     "lif-recurrent": check_lif_recurrent,
+    "lif-equal-tau": lambda: check_lif_lambert(1.0),
+    "lif-double-tau": lambda: check_lif_lambert(2.0),
+    "nonleaky": check_nonleaky,
+    "alpha": check_alpha,
 }
 
 
@@ -328,13 +400,13 @@ def run_checks(names=None, progress: Callable[[str], None] | None = None) -> lis
 
 def format_table(results: list[CheckResult]) -> str:
     head = (
-        f"{'model':<8} {'network':<28} {'spikes':>6} {'min/neuron':>10} "
+        f"{'model':<10} {'network':<32} {'spikes':>6} {'min/neuron':>10} "
         f"{'spike-time err':>14} {'grad rel err':>12}  result"
     )
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
-            f"{r.model:<8} {r.network:<28} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
+            f"{r.model:<10} {r.network:<32} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
             f"{r.spike_time_error:>14.2e} {r.grad_error:>12.2e}  "
             f"{'pass' if r.passed else 'FAIL'}"
         )

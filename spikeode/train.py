@@ -367,7 +367,7 @@ def fit(
     **Returns:** the final results (also in `results.json`).
     """
     config.validate()
-    jax = _setup_jax(config.dtype)
+    _setup_jax(config.dtype)
     import jax.numpy as jnp
 
     from .data import TASKS

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 
-import equinox as eqx
 import jax
 import numpy as np
 import pytest

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import equinox as eqx
-import jax
-import numpy as np
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, Scalar
+from jaxtyping import Array, ArrayLike, Float
 
-from ._base import AbstractNeuron
-from ._params import as_param, check_positive
+from ._params import as_param, check_num_neurons, check_positive
+from ._two_state import check_reset_below_threshold, TwoStateIF
 
 
 def expm1_ratio(c, dt):
@@ -33,7 +31,7 @@ def log1p_ratio(c, q):
     return jnp.where(x > -1, out, jnp.inf)
 
 
-class LIF(AbstractNeuron):
+class LIF(TwoStateIF):
     r"""Current-based leaky integrate-and-fire neurons with exponential synapses.
 
     $$\tau_m \dot v = -v + I + b,\qquad \tau_s \dot I = -I,$$
@@ -72,9 +70,7 @@ class LIF(AbstractNeuron):
         bias: ArrayLike = 0.0,
         refractory_period: ArrayLike = 0.0,
     ):
-        if not isinstance(num_neurons, int) or num_neurons < 1:
-            raise ValueError(f"LIF: `num_neurons` must be a positive int, got {num_neurons!r}.")
-        n = self.num_neurons = num_neurons
+        n = self.num_neurons = check_num_neurons("LIF", num_neurons)
         self.tau_mem = check_positive("LIF tau_mem", as_param("tau_mem", tau_mem, n))
         self.tau_syn = check_positive("LIF tau_syn", as_param("tau_syn", tau_syn, n))
         self.threshold = as_param("threshold", threshold, n)
@@ -85,15 +81,7 @@ class LIF(AbstractNeuron):
             as_param("refractory_period", refractory_period, n),
             allow_zero=True,
         )
-        _check_reset_below_threshold(self.v_reset, self.threshold)
-
-    @property
-    def state_size(self) -> int:
-        return 2
-
-    @property
-    def refractory_period(self):
-        return self.t_ref
+        check_reset_below_threshold("LIF", self.v_reset, self.threshold)
 
     def check(self) -> LIF:
         return eqx.tree_at(
@@ -103,29 +91,15 @@ class LIF(AbstractNeuron):
                 check_positive("LIF tau_mem", self.tau_mem),
                 check_positive("LIF tau_syn", self.tau_syn),
                 check_positive("LIF refractory_period", self.t_ref, allow_zero=True),
-                _check_reset_below_threshold(self.v_reset, self.threshold),
+                check_reset_below_threshold("LIF", self.v_reset, self.threshold),
             ),
         )
-
-    def init_state(self) -> Float[Array, "neurons 2"]:
-        dtype = jnp.result_type(self.tau_mem, self.bias)
-        return jnp.zeros((self.num_neurons, 2), dtype)
 
     def vector_field(self, t, y, refractory):
         v, i = y[:, 0], y[:, 1]
         dv = jnp.where(refractory, 0.0, (self.bias + i - v) / self.tau_mem)
         di = -i / self.tau_syn
         return jnp.stack([dv, di], axis=1)
-
-    def condition(self, t, y):
-        return y[:, 0] - self.threshold
-
-    def reset(self, y, fired):
-        v = jnp.where(fired, self.v_reset, y[:, 0])
-        return y.at[:, 0].set(v)
-
-    def receive(self, y, weights):
-        return y.at[:, 1].add(weights)
 
     # -------------------------------------------------------------- closed form
     def _rates(self):
@@ -165,17 +139,4 @@ class LIF(AbstractNeuron):
         # Between events v = b + A e^{-t/tau_m} + B e^{-t/tau_s} has at most one
         # interior extremum. If that is a maximum above threshold inside the step, the
         # step must end there: up to it the condition crosses zero at most once.
-        t_peak = t0 + self.peak_delay(y0)
-        t_peak_safe = jnp.where(t_peak < t_max, t_peak, t_max)
-        v_peak = self.flow(t0, y0, t_peak_safe, refractory)
-        hides = (~refractory) & (t_peak < t_max) & (self.condition(t_peak_safe, v_peak) > 0)
-        return jnp.min(jnp.where(hides, t_peak_safe, t_max))
-
-
-def _check_reset_below_threshold(v_reset, threshold):
-    msg = "LIF: `v_reset` must lie below `threshold` (else the neuron fires forever)."
-    if isinstance(v_reset, jax.core.Tracer) or isinstance(threshold, jax.core.Tracer):
-        return eqx.error_if(v_reset, jnp.any(v_reset >= threshold), msg)
-    if np.any(np.asarray(v_reset) >= np.asarray(threshold)):
-        raise ValueError(msg)
-    return v_reset
+        return self._peak_end(t0, y0, t_max, refractory, self.peak_delay(y0))

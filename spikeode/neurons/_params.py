@@ -38,3 +38,10 @@ def check_positive(name: str, x: jax.Array, *, allow_zero: bool = False) -> jax.
         return x
     bad = (x < 0) if allow_zero else (x <= 0)
     return eqx.error_if(x, jnp.any(bad | jnp.isnan(x)), f"`{name}` must be {what}.")
+
+
+def check_num_neurons(name: str, num_neurons) -> int:
+    """`num_neurons` as a positive int, or a clear error."""
+    if not isinstance(num_neurons, int) or num_neurons < 1:
+        raise ValueError(f"{name}: `num_neurons` must be a positive int, got {num_neurons!r}.")
+    return num_neurons

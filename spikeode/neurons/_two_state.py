@@ -1,0 +1,62 @@
+"""Shared parts of integrate-and-fire models whose state is `(v, I)`."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._base import AbstractNeuron
+
+
+class TwoStateIF(AbstractNeuron):
+    """Shared parts of models with state `(v, I)`: a presynaptic spike adds its weight
+    to `I`, a spike resets `v` (held there while refractory)."""
+
+    num_neurons: eqx.AbstractVar[int]
+    threshold: eqx.AbstractVar[Float[Array, "..."]]
+    v_reset: eqx.AbstractVar[Float[Array, "..."]]
+    t_ref: eqx.AbstractVar[Float[Array, "..."]]
+
+    @property
+    def state_size(self) -> int:
+        return 2
+
+    @property
+    def refractory_period(self):
+        return self.t_ref
+
+    def init_state(self):
+        dtype = jnp.result_type(self.threshold, self.v_reset)
+        return jnp.zeros((self.num_neurons, 2), dtype)
+
+    def condition(self, t, y):
+        return y[:, 0] - self.threshold
+
+    def reset(self, y, fired):
+        return y.at[:, 0].set(jnp.where(fired, self.v_reset, y[:, 0]))
+
+    def receive(self, y, weights):
+        return y.at[:, 1].add(weights)
+
+    def _peak_end(self, t0, y0, t_max, refractory, delay):
+        """Shared `safe_step_end`: end at the earliest voltage peak above threshold
+        that lies before `t_max` (`delay`: time from `t0` to each neuron's peak)."""
+        t_peak = t0 + delay
+        t_peak_safe = jnp.where(t_peak < t_max, t_peak, t_max)
+        y_peak = self.flow(t0, y0, t_peak_safe, refractory)
+        hides = (~refractory) & (t_peak < t_max) & (self.condition(t_peak_safe, y_peak) > 0)
+        return jnp.min(jnp.where(hides, t_peak_safe, t_max))
+
+
+def check_reset_below_threshold(name, v_reset, threshold):
+    """Raise (eagerly, or inside `jit` via `equinox.error_if`) unless
+    `v_reset < threshold` everywhere; returns `v_reset`."""
+    msg = f"{name}: `v_reset` must lie below `threshold` (else the neuron fires forever)."
+    if isinstance(v_reset, jax.core.Tracer) or isinstance(threshold, jax.core.Tracer):
+        return eqx.error_if(v_reset, jnp.any(v_reset >= threshold), msg)
+    if np.any(np.asarray(v_reset) >= np.asarray(threshold)):
+        raise ValueError(msg)
+    return v_reset
