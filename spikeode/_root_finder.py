@@ -60,13 +60,19 @@ class BracketedNewton(optx.AbstractRootFinder):
         upper = jnp.asarray(options["upper"], f_struct.dtype)
         if jnp.shape(y) != () or f_struct.shape != ():
             raise ValueError("BracketedNewton: scalar functions of a scalar only.")
-        f_lower, _ = fn(lower, args)
+        f_lower, df_lower = jax.jvp(lambda t: fn(t, args)[0], (lower,), (jnp.ones_like(lower),))
         f_upper, _ = fn(upper, args)
         found = (f_lower == 0) | (f_upper == 0)
         bracketed = found | (jnp.sign(f_lower) != jnp.sign(f_upper))
-        # Start at the regula-falsi point of the bracket.
+        # Start with a Newton step from the lower end (an event's condition rises
+        # there, and the crossing is usually much nearer than the bracket's far end);
+        # where that leaves the bracket, at the regula-falsi point.
+        safe_df = jnp.where(df_lower == 0, 1.0, df_lower)
+        newton = lower - f_lower / safe_df
         denom = jnp.where(f_upper == f_lower, 1.0, f_upper - f_lower)
-        x = jnp.clip((lower * f_upper - upper * f_lower) / denom, lower, upper)
+        falsi = jnp.clip((lower * f_upper - upper * f_lower) / denom, lower, upper)
+        use_newton = (df_lower != 0) & (newton > lower) & (newton < upper)
+        x = jnp.where(use_newton, newton, falsi)
         x = jnp.where(jnp.isfinite(x), x, lower + 0.5 * (upper - lower))
         return _State(
             lower=lower,
