@@ -27,7 +27,10 @@ class TrainConfig:
     `tau0` and `alpha`, `tau1` of [`spikeode.losses.first_spike_loss`][], the
     initial weight means and standard deviations, `grad_clip` (global-norm
     clipping), `output_refractory` (refractory period of the output neurons; longer
-    than `t1`, each fires at most once, which is all a first-spike loss uses), and the
+    than `t1`, each fires at most once, which is all a first-spike loss uses),
+    `output_bias` (constant current into the output neurons: above threshold, every
+    output neuron fires by itself before `t1`, so none falls silent and loses its
+    gradient), and the
     spike capacities `hidden_spikes_per_neuron` and `output_spikes` (0: one per
     output neuron, enough when `output_refractory` exceeds `t1`); `train_samples` and
     `test_samples` use only the first samples of each split (0: all).
@@ -52,6 +55,7 @@ class TrainConfig:
     w_out: tuple[float, float] = (0.93, 0.1)
     grad_clip: float = 1.0
     output_refractory: float = 0.1
+    output_bias: float = 1.2
     hidden_spikes_per_neuron: int = 3
     output_spikes: int = 0
     train_samples: int = 0
@@ -125,10 +129,10 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
     dtype = jnp.dtype(config.dtype)
     k1, k2 = jax.random.split(key)
 
-    def lif(n, refractory=0.0):
+    def lif(n, refractory=0.0, bias=0.0):
         c = lambda x: jnp.asarray(x, dtype)
         return LIF(n, tau_mem=c(config.tau_mem), tau_syn=c(config.tau_syn), threshold=c(1.0),
-                   v_reset=c(0.0), bias=c(0.0), refractory_period=c(refractory))
+                   v_reset=c(0.0), bias=c(bias), refractory_period=c(refractory))
 
     return Sequential(
         [
@@ -138,7 +142,7 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
                 w_mean=config.w_hidden[0], w_std=config.w_hidden[1], dtype=dtype, key=k1,
             ),
             SpikingLayer(
-                config.hidden, num_classes, neuron=lif(num_classes, config.output_refractory),
+                config.hidden, num_classes, neuron=lif(num_classes, config.output_refractory, config.output_bias),
                 max_spikes=config.output_spikes or num_classes,
                 w_mean=config.w_out[0], w_std=config.w_out[1], dtype=dtype, key=k2,
             ),
@@ -233,7 +237,7 @@ class _Trainer:
         if _COMPILED is None:
             _COMPILED = _compiled()
         self.config = config
-        self._key = dataclasses.replace(config, out="", epochs=1)
+        self._key = dataclasses.replace(config, out="", epochs=1, seed=0)
         model = build_model(config, num_inputs, num_classes, jax.random.PRNGKey(config.seed))
         self.params, self.static = eqx.partition(model, trainable_filter(model))
         self.steps_per_epoch = steps_per_epoch
@@ -251,12 +255,6 @@ class _Trainer:
 
     def simulate_all(self, x):
         return _COMPILED[2](self.params, x, self.static, self._key)
-
-    @property
-    def model(self):
-        import equinox as eqx
-
-        return eqx.combine(self.params, self.static)
 
     # -- checkpoints ---------------------------------------------------------------
     def save(self, path: str, epoch: int, history: list[dict]):
