@@ -39,7 +39,7 @@ class TrainConfig:
     task: str = "yinyang"
     epochs: int = 45
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 5e-3
     lr_decay: float = 0.95
     hidden: int = 120
     dtype: str = "float32"
@@ -55,7 +55,7 @@ class TrainConfig:
     w_out: tuple[float, float] = (0.93, 0.1)
     grad_clip: float = 1.0
     output_refractory: float = 0.1
-    output_bias: float = 0.0
+    output_bias: float = 1.2
     hidden_spikes_per_neuron: int = 3
     output_spikes: int = 0
     train_samples: int = 0
