@@ -7,8 +7,10 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._params import as_param, check_num_neurons, check_positive
-from ._two_state import check_reset_below_threshold, TwoStateIF
+from typing import ClassVar
+
+from ._params import as_param
+from ._two_state import TwoStateIF
 
 
 class NonLeakyIF(TwoStateIF):
@@ -33,6 +35,7 @@ class NonLeakyIF(TwoStateIF):
     v_reset: Float[Array, "..."]
     bias: Float[Array, "..."]
     t_ref: Float[Array, "..."]
+    positive_fields: ClassVar[tuple[str, ...]] = ("tau_syn",)
 
     def __init__(
         self,
@@ -43,28 +46,10 @@ class NonLeakyIF(TwoStateIF):
         bias: ArrayLike = 0.0,
         refractory_period: ArrayLike = 0.0,
     ):
-        n = self.num_neurons = check_num_neurons("NonLeakyIF", num_neurons)
-        self.tau_syn = check_positive("NonLeakyIF tau_syn", as_param("tau_syn", tau_syn, n))
-        self.threshold = as_param("threshold", threshold, n)
-        self.v_reset = as_param("v_reset", v_reset, n)
+        n = self._init_common(
+            num_neurons, threshold, v_reset, refractory_period, tau_syn=tau_syn
+        )
         self.bias = as_param("bias", bias, n)
-        self.t_ref = check_positive(
-            "NonLeakyIF refractory_period",
-            as_param("refractory_period", refractory_period, n),
-            allow_zero=True,
-        )
-        check_reset_below_threshold("NonLeakyIF", self.v_reset, self.threshold)
-
-    def check(self) -> NonLeakyIF:
-        return eqx.tree_at(
-            lambda m: (m.tau_syn, m.t_ref, m.v_reset),
-            self,
-            (
-                check_positive("NonLeakyIF tau_syn", self.tau_syn),
-                check_positive("NonLeakyIF refractory_period", self.t_ref, allow_zero=True),
-                check_reset_below_threshold("NonLeakyIF", self.v_reset, self.threshold),
-            ),
-        )
 
     def vector_field(self, t, y, refractory):
         i = y[:, 1]
@@ -106,6 +91,7 @@ class AlphaIF(TwoStateIF):
     threshold: Float[Array, "..."]
     v_reset: Float[Array, "..."]
     t_ref: Float[Array, "..."]
+    positive_fields: ClassVar[tuple[str, ...]] = ("tau",)
 
     def __init__(
         self,
@@ -115,27 +101,7 @@ class AlphaIF(TwoStateIF):
         v_reset: ArrayLike = 0.0,
         refractory_period: ArrayLike = 0.0,
     ):
-        n = self.num_neurons = check_num_neurons("AlphaIF", num_neurons)
-        self.tau = check_positive("AlphaIF tau", as_param("tau", tau, n))
-        self.threshold = as_param("threshold", threshold, n)
-        self.v_reset = as_param("v_reset", v_reset, n)
-        self.t_ref = check_positive(
-            "AlphaIF refractory_period",
-            as_param("refractory_period", refractory_period, n),
-            allow_zero=True,
-        )
-        check_reset_below_threshold("AlphaIF", self.v_reset, self.threshold)
-
-    def check(self) -> AlphaIF:
-        return eqx.tree_at(
-            lambda m: (m.tau, m.t_ref, m.v_reset),
-            self,
-            (
-                check_positive("AlphaIF tau", self.tau),
-                check_positive("AlphaIF refractory_period", self.t_ref, allow_zero=True),
-                check_reset_below_threshold("AlphaIF", self.v_reset, self.threshold),
-            ),
-        )
+        self._init_common(num_neurons, threshold, v_reset, refractory_period, tau=tau)
 
     def vector_field(self, t, y, refractory):
         v, i = y[:, 0], y[:, 1]

@@ -6,8 +6,10 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._params import as_param, check_num_neurons, check_positive
-from ._two_state import check_reset_below_threshold, TwoStateIF
+from typing import ClassVar
+
+from ._params import as_param
+from ._two_state import TwoStateIF
 
 
 def expm1_ratio(c, dt):
@@ -59,6 +61,7 @@ class LIF(TwoStateIF):
     v_reset: Float[Array, "..."]
     bias: Float[Array, "..."]
     t_ref: Float[Array, "..."]
+    positive_fields: ClassVar[tuple[str, ...]] = ("tau_mem", "tau_syn")
 
     def __init__(
         self,
@@ -70,30 +73,10 @@ class LIF(TwoStateIF):
         bias: ArrayLike = 0.0,
         refractory_period: ArrayLike = 0.0,
     ):
-        n = self.num_neurons = check_num_neurons("LIF", num_neurons)
-        self.tau_mem = check_positive("LIF tau_mem", as_param("tau_mem", tau_mem, n))
-        self.tau_syn = check_positive("LIF tau_syn", as_param("tau_syn", tau_syn, n))
-        self.threshold = as_param("threshold", threshold, n)
-        self.v_reset = as_param("v_reset", v_reset, n)
+        n = self._init_common(
+            num_neurons, threshold, v_reset, refractory_period, tau_mem=tau_mem, tau_syn=tau_syn
+        )
         self.bias = as_param("bias", bias, n)
-        self.t_ref = check_positive(
-            "LIF refractory_period",
-            as_param("refractory_period", refractory_period, n),
-            allow_zero=True,
-        )
-        check_reset_below_threshold("LIF", self.v_reset, self.threshold)
-
-    def check(self) -> LIF:
-        return eqx.tree_at(
-            lambda m: (m.tau_mem, m.tau_syn, m.t_ref, m.v_reset),
-            self,
-            (
-                check_positive("LIF tau_mem", self.tau_mem),
-                check_positive("LIF tau_syn", self.tau_syn),
-                check_positive("LIF refractory_period", self.t_ref, allow_zero=True),
-                check_reset_below_threshold("LIF", self.v_reset, self.threshold),
-            ),
-        )
 
     def vector_field(self, t, y, refractory):
         v, i = y[:, 0], y[:, 1]

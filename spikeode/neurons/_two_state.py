@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractNeuron
+from ._params import as_param, check_num_neurons, check_positive
 
 
 class TwoStateIF(AbstractNeuron):
@@ -19,6 +22,43 @@ class TwoStateIF(AbstractNeuron):
     threshold: eqx.AbstractVar[Float[Array, "..."]]
     v_reset: eqx.AbstractVar[Float[Array, "..."]]
     t_ref: eqx.AbstractVar[Float[Array, "..."]]
+    # names of the fields that must be positive (time constants)
+    positive_fields: ClassVar[tuple[str, ...]] = ()
+
+    def _init_common(
+        self,
+        num_neurons: int,
+        threshold: ArrayLike,
+        v_reset: ArrayLike,
+        refractory_period: ArrayLike,
+        **positive: ArrayLike,
+    ) -> int:
+        """Convert and check the shared parameters and the positive ones (from
+        `__init__`); returns `num_neurons`."""
+        name = type(self).__name__
+        n = self.num_neurons = check_num_neurons(name, num_neurons)
+        for key, value in positive.items():
+            setattr(self, key, check_positive(f"{name} {key}", as_param(key, value, n)))
+        self.threshold = as_param("threshold", threshold, n)
+        self.v_reset = as_param("v_reset", v_reset, n)
+        self.t_ref = check_positive(
+            f"{name} refractory_period",
+            as_param("refractory_period", refractory_period, n),
+            allow_zero=True,
+        )
+        check_reset_below_threshold(name, self.v_reset, self.threshold)
+        return n
+
+    def check(self):
+        name = type(self).__name__
+        keys = self.positive_fields + ("t_ref", "v_reset")
+        values = tuple(
+            check_positive(f"{name} {k}", getattr(self, k)) for k in self.positive_fields
+        ) + (
+            check_positive(f"{name} refractory_period", self.t_ref, allow_zero=True),
+            check_reset_below_threshold(name, self.v_reset, self.threshold),
+        )
+        return eqx.tree_at(lambda m: tuple(getattr(m, k) for k in keys), self, values)
 
     @property
     def state_size(self) -> int:
