@@ -101,11 +101,9 @@ class BracketedNewton(optx.AbstractRootFinder):
         x = jnp.where(use_newton, newton, jnp.where(first, state.x, mid))
         step = jnp.where(use_newton, newton_step, x - state.x)
 
-        def f_only(t):
-            return fn(t, args)[0]
-
-        f_new, df_new = jax.jvp(f_only, (x,), (jnp.ones_like(x),))
-        _, aux = fn(x, args)
+        f_new, df_new, aux = jax.jvp(
+            lambda t: fn(t, args), (x,), (jnp.ones_like(x),), has_aux=True
+        )
         same_as_upper = jnp.sign(f_new) == jnp.sign(state.f_upper)
         new_lo = jnp.where(same_as_upper, lo, x)
         new_up = jnp.where(same_as_upper, x, up)
@@ -133,15 +131,18 @@ class BracketedNewton(optx.AbstractRootFinder):
         # there, which is what an event means.
         return jnp.where(exact_x, state.x, jnp.where(exact_lower, state.lower, state.upper))
 
-    def terminate(self, fn, y, args, options, state: _State, tags):
-        tol = self._tol(jnp.maximum(jnp.abs(state.lower), jnp.abs(state.upper)))
-        narrow = jnp.abs(state.upper - state.lower) <= tol
-        # A converged Newton step: the root is within |f/f'| of x, below tolerance.
+    def _newton_converged(self, state: _State):
+        """Whether the last Newton step from `x` is below tolerance (the root is then
+        within `|f/f'|` of `x`), and the step's denominator."""
         has_x = jnp.isfinite(state.f_x) & (state.df_x != 0)
-        newton_small = has_x & (
-            jnp.abs(state.f_x) <= 0.5 * tol * jnp.abs(jnp.where(has_x, state.df_x, 1.0))
-        )
-        done = state.found | narrow | newton_small | ~state.bracketed
+        safe_df = jnp.where(has_x, state.df_x, 1.0)
+        tol = self._tol(jnp.maximum(jnp.abs(state.lower), jnp.abs(state.upper)))
+        return has_x & (jnp.abs(state.f_x) <= 0.5 * tol * jnp.abs(safe_df)), safe_df, tol
+
+    def terminate(self, fn, y, args, options, state: _State, tags):
+        converged, _, tol = self._newton_converged(state)
+        narrow = jnp.abs(state.upper - state.lower) <= tol
+        done = state.found | narrow | converged | ~state.bracketed
         result = optx.RESULTS.where(
             state.bracketed, optx.RESULTS.successful, optx.RESULTS.nonlinear_divergence
         )
@@ -149,11 +150,7 @@ class BracketedNewton(optx.AbstractRootFinder):
 
     def postprocess(self, fn, y, aux, args, options, state: _State, tags, result):
         del fn, y, args, options, tags, result
-        has_x = jnp.isfinite(state.f_x) & (state.df_x != 0)
-        tol = self._tol(jnp.maximum(jnp.abs(state.lower), jnp.abs(state.upper)))
-        newton_small = has_x & (
-            jnp.abs(state.f_x) <= 0.5 * tol * jnp.abs(jnp.where(has_x, state.df_x, 1.0))
-        )
+        converged, safe_df, _ = self._newton_converged(state)
         # A final Newton correction from x when that converged; else the bracket end.
-        polished = state.x - jnp.where(newton_small, state.f_x / jnp.where(has_x, state.df_x, 1.0), 0.0)
-        return jnp.where(newton_small & ~state.found, polished, self._best(state)), aux, {}
+        polished = state.x - jnp.where(converged, state.f_x / safe_df, 0.0)
+        return jnp.where(converged & ~state.found, polished, self._best(state)), aux, {}
