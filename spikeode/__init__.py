@@ -6,7 +6,11 @@ from ._gradcheck import (
     GradCheckReport as GradCheckReport,
     LeafReport as LeafReport,
 )
-from ._loop import Simulation as Simulation, simulate as simulate
+from ._loop import (
+    Pseudodynamics as Pseudodynamics,
+    Simulation as Simulation,
+    simulate as simulate,
+)
 from ._root_finder import BracketedNewton as BracketedNewton
 from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain
@@ -15,6 +19,8 @@ from .neurons import (
     AlphaIF as AlphaIF,
     LIF as LIF,
     NonLeakyIF as NonLeakyIF,
+    QIF as QIF,
+    ThetaNeuron as ThetaNeuron,
 )
 
 __version__ = "0.1.0"

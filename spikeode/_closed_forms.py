@@ -85,3 +85,77 @@ def lif_double_tau_first_spike(times, weights, tau_mem: float, threshold: float 
         return float(shift - tau_mem * np.log(y))
 
     return _first_over_prefixes(times, weights, solve)
+
+
+# ----------------------------------------------------------------------------------
+# Theta neurons (QIF with delta pulses and constant drive), in the voltage form
+def _qif_time_to_spike(x0: float, eta: float) -> float:
+    """Time (in units of tau) for `x = V - 1/2`, `dx/ds = x^2 + eta`, to blow up."""
+    if eta > 0:
+        r = np.sqrt(eta)
+        return (np.pi / 2 - np.arctan(x0 / r)) / r  # arctan(-inf) = -pi/2
+    if eta < 0:
+        r = np.sqrt(-eta)
+        return np.arctanh(r / x0) / r if x0 > r else np.inf  # acoth(x0 / r)
+    return 1 / x0 if x0 > 0 else np.inf
+
+
+def _qif_advance(x0: float, eta: float, s: float) -> float:
+    """`x(s)` for `dx/ds = x^2 + eta` from `x0` (which may be `-inf`), before any
+    blow-up: tan, coth/tanh or rational forms."""
+    if eta > 0:
+        r = np.sqrt(eta)
+        return r * np.tan(np.arctan(x0 / r) + r * s)
+    if eta < 0:
+        r = np.sqrt(-eta)
+        if abs(x0) < r:
+            return -r * np.tanh(r * s - np.arctanh(x0 / r))
+        if x0 == r or x0 == -r:
+            return x0
+        # |x0| > r: x = -r coth(u), u linear in s with slope r (u0 = 0 for x0 = -inf)
+        u0 = -np.arctanh(r / x0) if np.isfinite(x0) else 0.0
+        return -r / np.tanh(u0 + r * s)
+    return x0 / (1 - x0 * s) if np.isfinite(x0) else -1 / s
+
+
+def theta_population(
+    tau, bias, t1, in_times=(), in_ids=(), w_in=None, w_rec=None, v0=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spike times of a population of theta neurons
+    (`tau dV/dt = V(V-1) + bias + tau sum_k w_k delta(t - t_k)`) computed event by
+    event from the closed-form voltage (tan/tanh/coth forms), without phases.
+
+    **Arguments:** `tau`, `bias` (per neuron), `t1`, input spikes (times, ids) with
+    weights `w_in[input, neuron]`, recurrent weights `w_rec[pre, post]`, initial
+    voltages `v0` (default 0).
+
+    **Returns:** `(times, neurons)` of all spikes in `[0, t1)`, in order.
+    """
+    tau, bias = np.asarray(tau, float), np.asarray(bias, float)
+    n = len(bias)
+    tau = np.broadcast_to(tau, (n,))
+    eta = bias - 0.25
+    x = (np.zeros(n) if v0 is None else np.asarray(v0, float)) - 0.5
+    t, k = 0.0, 0
+    out_t, out_i = [], []
+    while True:
+        t_in = in_times[k] if k < len(in_times) else np.inf
+        t_spike = np.array([t + tau[j] * _qif_time_to_spike(x[j], eta[j]) for j in range(n)])
+        j = int(np.argmin(t_spike))
+        t_next = min(t_in, t_spike[j], t1)
+        x = np.array(
+            [_qif_advance(x[i], eta[i], (t_next - t) / tau[i]) if i != j or t_next < t_spike[j]
+             else -np.inf for i in range(n)]
+        )  # fmt: skip
+        t = t_next
+        if t >= t1:
+            break
+        if t == t_spike[j] and t_spike[j] <= t_in:
+            out_t.append(t)
+            out_i.append(j)
+            if w_rec is not None:
+                x = x + np.asarray(w_rec, float)[j]
+        else:
+            x = x + np.asarray(w_in, float)[in_ids[k]]
+            k += 1
+    return np.array(out_t), np.array(out_i, dtype=int)

@@ -41,8 +41,9 @@ class GradCheckReport:
     **Fields:** `leaves` (one [`spikeode.LeafReport`][] per parameter), `passed`,
     `rtol`, `num_spikes`, `grazing` (spikes whose threshold crossing is nearly
     tangential), `near_end` (spikes so close to the end of the window that a small
-    perturbation may push them out), `overflow` (a spike buffer was full), and
-    `messages` (human-readable notes).
+    perturbation may push them out), `overflow` (a spike buffer was full),
+    `messages` (human-readable notes), and the unperturbed `loss`, `grad` (same
+    structure as the checked parameters) and `aux` that were checked.
     """
 
     leaves: tuple[LeafReport, ...]
@@ -53,6 +54,9 @@ class GradCheckReport:
     near_end: int
     overflow: bool
     messages: tuple[str, ...]
+    loss: Any = None
+    grad: Any = None
+    aux: Any = None
 
     @property
     def max_rel_error(self) -> float:
@@ -275,4 +279,7 @@ def check_grads(
         near_end=near_end,
         overflow=overflow,
         messages=tuple(messages),
+        loss=loss0,
+        grad=eqx.combine(g, static),
+        aux=aux0,
     )

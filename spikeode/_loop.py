@@ -67,6 +67,100 @@ class _Carry(eqx.Module):
     segments: Array
 
 
+class Pseudodynamics(eqx.Module):
+    """Pseudodynamics after the trial end (after Klos & Memmesheimer 2025), an option
+    of [`spikeode.simulate`][] and the layers.
+
+    The trial is `[t0, trial_end]`. From `trial_end` to `t1` the same network keeps
+    running (synaptic currents, recurrent and feed-forward kicks unchanged; input
+    spikes after `trial_end`, e.g. an upstream layer's pseudospikes, still arrive)
+    but every neuron's constant drive is replaced by `drive`, which makes it fire
+    (`neuron.pseudodynamics(drive)`). The spikes after `trial_end` are pseudospikes.
+
+    For phase models ([`spikeode.QIF`][], [`spikeode.ThetaNeuron`][]) spikes move
+    continuously with the parameters and can appear or vanish only at the trial end;
+    there a spike that leaves the trial becomes the first pseudospike, so every
+    (pseudo)spike time, and a loss of the first `k` (pseudo)spikes of each neuron, is
+    continuous in the parameters, and a neuron silent in the trial still gets a
+    gradient through its pseudospikes. (Klos & Memmesheimer instead stop the coupling
+    and use a state-dependent drive; this variant keeps the coupling, which makes
+    continuity hold by construction for recurrent and layered networks alike.)
+
+    **Arguments:**
+
+    - `trial_end`: end of the trial, strictly between `t0` and `t1`.
+    - `drive`: the constant drive after it (scalar or per neuron, differentiable);
+      for the QIF and theta neurons it must exceed 1/4.
+    """
+
+    trial_end: Float[Array, ""]
+    drive: Float[Array, "..."]
+
+    def __init__(self, trial_end: ArrayLike, drive: ArrayLike = 1.0):
+        self.trial_end = jnp.asarray(trial_end)
+        self.drive = jnp.asarray(drive)
+
+    def simulate(self, neuron, t1, inputs, w_in, *, t0, y0, save_ts, **kwargs) -> Simulation:
+        """Both phases of [`spikeode.simulate`][] with this option; returns one
+        [`spikeode.Simulation`][] over `[t0, t1]`."""
+        pseudo_neuron = neuron.pseudodynamics(self.drive)
+        dtype = jnp.result_type(t0, t1, self.trial_end, float)
+        t_end = jnp.asarray(self.trial_end, dtype)
+        t_end = eqx.error_if(
+            t_end,
+            ~((t_end > jnp.asarray(t0, dtype)) & (t_end < jnp.asarray(t1, dtype))),
+            "Pseudodynamics: `trial_end` must lie strictly between t0 and t1.",
+        )
+        ts1 = ts2 = None
+        if save_ts is not None:
+            save_ts = jnp.asarray(save_ts)
+            ts1, ts2 = jnp.minimum(save_ts, t_end), jnp.maximum(save_ts, t_end)
+        trial = _simulate(neuron, t_end, inputs, w_in, t0=t0, y0=y0, save_ts=ts1, **kwargs)
+        if inputs is not None:
+            # The second phase sees only the inputs from the trial end on.
+            late = inputs.times >= t_end
+            inputs = SpikeTrain(
+                jnp.where(late, inputs.times, jnp.inf),
+                jnp.where(late, inputs.neurons, inputs.num_neurons),
+                inputs.num_neurons,
+            ).sorted()
+        after = _simulate(
+            pseudo_neuron, t1, inputs, w_in, t0=t_end, y0=trial.y_final, save_ts=ts2,
+            **kwargs,
+        )  # fmt: skip
+        # Merge: all spikes of the trial precede those after it.
+        max_spikes = kwargs["max_spikes"]
+        times = jnp.concatenate([trial.spikes.times, after.spikes.times])
+        order = jnp.argsort(times, stable=True)[:max_spikes]
+        ids = jnp.concatenate([trial.spikes.neurons, after.spikes.neurons])[order]
+        slopes = jnp.concatenate([trial.slopes, after.slopes])[order]
+        total = trial.spikes.num_spikes + after.spikes.num_spikes
+        overflow = trial.overflow | after.overflow | (total > max_spikes)
+        times = times[order]
+        if kwargs["throw"]:
+            times = eqx.error_if(
+                times,
+                overflow,
+                f"simulate: more than max_spikes={max_spikes} spikes in the trial and "
+                "the pseudodynamics together; raise `max_spikes`.",
+            )
+        ys = None
+        if save_ts is not None:
+            before = (save_ts < t_end)[:, None, None]
+            ys = jnp.where(before, trial.ys, after.ys)
+        return Simulation(
+            spikes=SpikeTrain(times, ids, neuron.num_neurons),
+            t0=trial.t0,
+            t1=after.t1,
+            ts=None if save_ts is None else save_ts.astype(dtype),
+            ys=ys,
+            y_final=after.y_final,
+            slopes=slopes,
+            overflow=overflow,
+            num_segments=trial.num_segments + after.num_segments,
+        )
+
+
 def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
     """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
     return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
@@ -92,6 +186,7 @@ def simulate(
     checkpoints: int | None = None,
     max_segments: int | None = None,
     throw: bool = True,
+    pseudodynamics: Pseudodynamics | None = None,
 ) -> Simulation:
     """Simulate a population of spiking neurons over `[t0, t1]`.
 
@@ -138,9 +233,32 @@ def simulate(
       for models whose `safe_step_end` ends segments without a spike.
     - `throw`: raise on overflow, failed root finds or solver failures. With `False`
       these are reported in `Simulation.overflow` and by NaN spike times.
+    - `pseudodynamics`: a [`spikeode.Pseudodynamics`][]: the trial ends at its
+      `trial_end` (before `t1`) and the network then continues to `t1` with every
+      neuron's constant drive replaced by its `drive`; spikes after the trial end are
+      pseudospikes (Klos & Memmesheimer).
 
     **Returns:** a [`spikeode.Simulation`][].
     """
+    kwargs = dict(
+        w_rec=w_rec, max_spikes=max_spikes, solver=solver,
+        stepsize_controller=stepsize_controller, root_finder=root_finder, dt0=dt0,
+        max_steps=max_steps, adjoint=adjoint, checkpoints=checkpoints,
+        max_segments=max_segments, throw=throw,
+    )  # fmt: skip
+    if pseudodynamics is None:
+        return _simulate(neuron, t1, inputs, w_in, t0=t0, y0=y0, save_ts=save_ts, **kwargs)
+    return pseudodynamics.simulate(
+        neuron, t1, inputs, w_in, t0=t0, y0=y0, save_ts=save_ts, **kwargs
+    )
+
+
+def _simulate(
+    neuron, t1, inputs, w_in, *, w_rec, t0, y0, max_spikes, save_ts, solver,
+    stepsize_controller, root_finder, dt0, max_steps, adjoint, checkpoints,
+    max_segments, throw,
+) -> Simulation:  # fmt: skip
+    """`simulate` without pseudodynamics."""
     neuron = neuron.check()
     n = neuron.num_neurons
     if y0 is None:

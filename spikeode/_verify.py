@@ -13,15 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._gradcheck import check_grads
-from ._loop import simulate
+from ._loop import Pseudodynamics, simulate
 from ._spikes import SpikeTrain
 from ._closed_forms import (
     alpha_first_spike,
     lif_double_tau_first_spike,
     lif_equal_tau_first_spike,
     mostafa_first_spike,
+    theta_population,
 )
-from .neurons import LIF, AlphaIF, NonLeakyIF
+from .neurons import LIF, QIF, AlphaIF, NonLeakyIF, ThetaNeuron
 
 
 # ----------------------------------------------------------------------------------
@@ -117,6 +118,72 @@ def reference_lif(
         if t >= t1:
             break
     return np.asarray(out_t), np.asarray(out_i, dtype=int)
+
+
+def reference_qif(
+    tau_mem, t1, inputs=None, w_in=None, w_rec=None, *, tau_syn=None, bias=0.0,
+    trial_end=None, drive=None, rtol: float = 1e-13,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Simulate a QIF population in the phase form
+    (`tau_m dtheta/dt = 1 - cos theta + (1 + cos theta)(I + b - 1/4)`,
+    `tau_s dI/dt = -I`) with SciPy's `solve_ivp` (DOP853, events at `theta = pi`,
+    reset to `-pi`), independently of Diffrax and spikeode's loop and closed form.
+    With `trial_end`, the drive `b` becomes `drive` from then on (pseudodynamics).
+
+    **Returns:** `(times, neurons)` of the spikes in `[0, t1)`, in order.
+    """
+    from scipy.integrate import solve_ivp
+
+    n = len(np.atleast_1d(w_in[0] if w_in is not None else w_rec[0]))
+    tau_m = np.broadcast_to(np.asarray(tau_mem, float), (n,))
+    tau_s = tau_m / 2 if tau_syn is None else np.broadcast_to(np.asarray(tau_syn, float), (n,))
+    if inputs is not None:
+        valid = np.asarray(inputs.valid)
+        in_t = list(np.asarray(inputs.times, float)[valid])
+        in_i = list(np.asarray(inputs.neurons)[valid])
+    else:
+        in_t, in_i = [], []
+    y = np.concatenate([np.full(n, 2 * np.arctan(-0.5)), np.zeros(n)])
+    t, k = 0.0, 0
+    out_t, out_i = [], []
+    while t < t1:
+        after = trial_end is not None and t >= trial_end
+        b = np.broadcast_to(np.asarray(drive if after else bias, float), (n,))
+        stops = [t1] + ([trial_end] if trial_end is not None and t < trial_end else [])
+        t_next = min(stops + ([in_t[k]] if k < len(in_t) else []))
+        if t_next > t:
+
+            def rhs(_, z, b=b):
+                c = np.cos(z[:n])
+                return np.concatenate(
+                    [(1 - c + (1 + c) * (z[n:] + b - 0.25)) / tau_m, -z[n:] / tau_s]
+                )
+
+            events = []
+            for j in range(n):
+                ev = lambda _, z, j=j: z[j] - np.pi
+                ev.terminal, ev.direction = True, 1
+                events.append(ev)
+            sol = solve_ivp(
+                rhs, (t, t_next), y, method="DOP853", rtol=rtol, atol=rtol,
+                max_step=np.min(tau_s) / 20, events=events,
+            )  # fmt: skip
+            if sol.status == 1:
+                t_e, j = min((te[0], j) for j, te in enumerate(sol.t_events) if len(te))
+                y = sol.y_events[j][0].copy()
+                y[j] = -np.pi
+                if w_rec is not None:
+                    y[n:] += np.asarray(w_rec, float)[j]
+                out_t.append(t_e)
+                out_i.append(j)
+                t = t_e
+                continue
+            y = sol.y[:, -1].copy()
+            t = t_next
+        while k < len(in_t) and in_t[k] <= t < t1:
+            y[n:] += np.asarray(w_in, float)[in_i[k]]
+            k += 1
+    return np.array(out_t), np.array(out_i, dtype=int)
 
 
 # ----------------------------------------------------------------------------------
@@ -348,6 +415,74 @@ def check_lif_lambert(ratio: float) -> CheckResult:
     )
 
 
+def _phase_network(seed, num_inputs, n, t_max, count, w_mean, w_std, w_rec_mean, w_rec_std):
+    rng = np.random.default_rng(seed)
+    times = np.sort(rng.uniform(0, t_max, count))
+    ids = rng.integers(0, num_inputs, count).astype(np.int32)
+    w_in = jnp.asarray(rng.normal(w_mean, w_std, (num_inputs, n)))
+    w_rec = jnp.asarray(rng.normal(w_rec_mean, w_rec_std, (n, n)))
+    return jnp.asarray(times), jnp.asarray(ids), w_in, w_rec
+
+
+def check_theta() -> CheckResult:
+    """Recurrent theta neurons (tonic and excitable) against the event-by-event
+    closed-form voltage (tan / tanh / coth forms)."""
+    times, ids, w_in, w_rec = _phase_network(10, 3, 4, 15.0, 12, 0.8, 0.6, 0.3, 0.5)
+    neuron = ThetaNeuron(4, tau=jnp.array([1.0, 0.8, 1.3, 0.6]), bias=jnp.array([0.5, 0.1, 0.3, -0.2]))
+    t1 = 20.0
+
+    def fn(p):
+        w, wr, tau, bias, t_in = p
+        m = eqx.tree_at(lambda m: (m.tau, m.bias), neuron, (tau, bias))
+        s = simulate(m, t1, SpikeTrain(t_in, ids, 3), w, w_rec=wr, max_spikes=64)
+        return _loss_of_times(s.spikes, t1), s
+
+    params = (w_in, w_rec, neuron.tau, neuron.bias, times)
+    sim = fn(params)[1]
+    ref = theta_population(
+        neuron.tau, neuron.bias, t1, np.asarray(times), np.asarray(ids), w_in, w_rec
+    )
+    return _result(
+        "ThetaNeuron", "3 inputs -> 4 recurrent", sim, _spike_error(sim.spikes, ref),
+        "closed form (V)", 1e-10, check_grads(fn, params),
+        "params: w_in, w_rec, tau, bias, input spike times",
+    )
+
+
+def _qif_check(pseudo: bool) -> CheckResult:
+    times, ids, w_in, w_rec = _phase_network(11, 3, 4, 6.0, 10, 3.0, 2.0, 0.5, 1.0)
+    if pseudo:  # neuron 3 silent in the trial; its pseudospikes carry its gradient
+        w_in = w_in.at[:, 3].set(-1.0)
+        w_rec = w_rec.at[:, 3].set(-0.5)
+    neuron = QIF(4, tau_mem=jnp.array([1.0, 0.8, 1.2, 0.9]))
+    t1, trial_end = (12.0, 8.0) if pseudo else (12.0, None)
+
+    def fn(p):
+        w, wr, tau, t_in, drive = p
+        m = eqx.tree_at(lambda m: m.tau_mem, neuron, tau)
+        s = simulate(
+            m, t1, SpikeTrain(t_in, ids, 3), w, w_rec=wr, max_spikes=64,
+            pseudodynamics=Pseudodynamics(trial_end, drive) if pseudo else None,
+        )  # fmt: skip
+        return _loss_of_times(s.spikes, t1), s
+
+    params = (w_in, w_rec, neuron.tau_mem, times, jnp.asarray(1.0))
+    if not pseudo:
+        params = params[:4] + (None,)
+    sim = fn(params)[1]
+    ref = reference_qif(
+        neuron.tau_mem, t1, SpikeTrain(times, ids, 3), w_in, w_rec,
+        trial_end=trial_end, drive=1.0,
+    )  # fmt: skip
+    return _result(
+        "QIF", "3 inputs -> 4 recurrent" + (" + pseudo" if pseudo else ""), sim,
+        _spike_error(sim.spikes, ref), "SciPy DOP853", 1e-8 if pseudo else 1e-10,
+        check_grads(fn, params),
+        "params: w_in, w_rec, tau_mem, input spike times"
+        + (", drive; pseudo phase by Tsit5 (rtol 1e-10)" if pseudo else ""),
+    )
+
+
 def _result(model, network, sims, err, ref_name, tol, rep, details):
     sims = sims if isinstance(sims, tuple) else (sims,)
     spikes = sum(int(s.spikes.num_spikes) for s in sims)
@@ -377,6 +512,9 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "lif-double-tau": lambda: check_lif_lambert(2.0),
     "nonleaky": check_nonleaky,
     "alpha": check_alpha,
+    "theta": check_theta,
+    "qif": lambda: _qif_check(False),
+    "qif-pseudo": lambda: _qif_check(True),
 }
 
 

@@ -198,6 +198,52 @@ def spike_time_mse(
     return total / jnp.maximum(num_pairs, 1).astype(dtype)
 
 
+def first_spikes_mse(
+    train: SpikeTrain, target_times: Float[ArrayLike, "*batch neurons k"]
+) -> Float[Array, "*batch"]:
+    r"""Mean squared error between the first `k` spike times of every neuron and
+    `target_times[..., i, :]` (Klos & Memmesheimer's spike-time loss):
+
+    $$\frac{1}{N k}\sum_i \sum_{j < k} (t_{ij} - t^*_{ij})^2.$$
+
+    Every neuron must have at least `k` spikes, which
+    [`spikeode.Pseudodynamics`][] provides (pseudospikes after the trial end stand in
+    for missing spikes); then the loss is continuous in the parameters and a silent
+    neuron still gets a gradient. A neuron with fewer than `k` spikes is an error
+    (inside `jit` via `equinox.error_if`): simulate the pseudodynamics longer.
+
+    **Arguments:**
+
+    - `train`: the spikes to score (may be batched).
+    - `target_times`: target times, shape `(..., num_neurons, k)` (batch axes must
+      broadcast against those of `train`).
+
+    **Returns:** the loss, one value per sample.
+    """
+    name = "first_spikes_mse"
+    _check_train(name, train)
+    target = jnp.asarray(target_times)
+    if target.ndim < 2 or target.shape[-2] != train.num_neurons:
+        raise ValueError(
+            f"{name}: `target_times` has shape {target.shape}; expected "
+            f"(..., {train.num_neurons}, k) for {train.num_neurons} neurons."
+        )
+    k = target.shape[-1]
+    if k > train.capacity:
+        raise ValueError(
+            f"{name}: {k} target spikes per neuron but the train holds at most "
+            f"{train.capacity} spikes."
+        )
+    times = train.to_per_neuron(train.capacity)[..., :k]
+    times = eqx.error_if(
+        times,
+        jnp.any(train.counts() < k),
+        f"{name}: a neuron has fewer than {k} spikes; use Pseudodynamics and simulate "
+        "long enough after the trial end.",
+    )
+    return jnp.mean((times - target) ** 2, axis=(-2, -1))
+
+
 def van_rossum_distance(
     train: SpikeTrain,
     target: SpikeTrain,

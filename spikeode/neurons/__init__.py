@@ -3,3 +3,9 @@
 from ._base import AbstractNeuron as AbstractNeuron
 from ._lif import LIF as LIF
 from ._closed_form import AlphaIF as AlphaIF, NonLeakyIF as NonLeakyIF
+from ._qif import (
+    phase_to_voltage as phase_to_voltage,
+    QIF as QIF,
+    ThetaNeuron as ThetaNeuron,
+    voltage_to_phase as voltage_to_phase,
+)

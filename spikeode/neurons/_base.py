@@ -114,6 +114,21 @@ class AbstractNeuron(eqx.Module):
         """
         return t_max
 
+    def pseudodynamics(self, drive: Float[Array, "..."]) -> AbstractNeuron:
+        """The model that continues after the trial end under
+        [`spikeode.Pseudodynamics`][]: the same neurons with their constant drive
+        replaced by `drive`, large enough that every neuron keeps firing.
+
+        Only meaningful for models whose spikes cannot vanish inside a trial (phase
+        models such as [`spikeode.QIF`][] and [`spikeode.ThetaNeuron`][]); others
+        leave it unimplemented.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no pseudodynamics: its spikes can vanish inside "
+            "a trial, so continuing it after the trial end would not make the loss "
+            "continuous. Use QIF or ThetaNeuron."
+        )
+
     def check(self) -> AbstractNeuron:
         """Return the model with run-time checks of its parameters attached (via
         `equinox.error_if`), e.g. that time constants are positive. Called by the
