@@ -1,6 +1,6 @@
 """spikeode: spiking neural networks as ODEs with events, with exact gradients."""
 
-from . import data as data, losses as losses, nn as nn
+from . import data as data, losses as losses, nn as nn, smooth as smooth
 from ._gradcheck import (
     check_grads as check_grads,
     GradCheckReport as GradCheckReport,

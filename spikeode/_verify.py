@@ -23,6 +23,7 @@ from ._closed_forms import (
     theta_population,
 )
 from .neurons import LIF, QIF, AlphaIF, NonLeakyIF, ThetaNeuron
+from .smooth import check_smooth_gated
 
 
 # ----------------------------------------------------------------------------------
@@ -515,6 +516,7 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "theta": check_theta,
     "qif": lambda: _qif_check(False),
     "qif-pseudo": lambda: _qif_check(True),
+    "smooth-gated": check_smooth_gated,
 }
 
 
