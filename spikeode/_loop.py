@@ -221,7 +221,11 @@ def simulate(
     - `dt0`: initial step for numerical solvers (default: Diffrax's choice).
     - `max_steps`: maximum solver steps per segment.
     - `adjoint`: Diffrax adjoint of each segment's solve (default
-      `diffrax.RecursiveCheckpointAdjoint()`).
+      `diffrax.RecursiveCheckpointAdjoint()`, for reverse mode). Pass
+      `diffrax.ForwardMode()` for forward-mode sensitivities (`jax.jvp`,
+      `jax.jacfwd`, Hessian-vector products by forward over forward): the loop over
+      segments then runs as a plain `lax.while_loop`, which supports forward mode but
+      not reverse mode.
     - `checkpoints`: checkpoints of the loop over segments for reverse mode. Default:
       every segment if that takes at most 64 MB (memory proportional to the number of
       segments, i.e. spikes and input spikes, never to solver steps), else Equinox's
@@ -350,10 +354,8 @@ def _simulate(
         inner_max_steps = max_steps
     if root_finder is None:
         root_finder = BracketedNewton()
-    if adjoint is None:
-        inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
-    else:
-        inner_adjoint = adjoint
+    inner_adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    forward = isinstance(inner_adjoint, diffrax.ForwardMode)
     t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
 
     def masked_condition(t, y, refractory):
@@ -512,8 +514,9 @@ def _simulate(
         init,
         max_steps=max_segments,
         buffers=lambda c: (c.out_t, c.out_i, c.out_slope, c.ys),
-        kind="checkpointed",
-        checkpoints=checkpoints,
+        # Forward mode needs a plain while loop (the checkpointed one is a custom VJP).
+        kind="lax" if forward else "checkpointed",
+        checkpoints=None if forward else checkpoints,
     )
     out_t = final.out_t
     unfinished = ~final.done

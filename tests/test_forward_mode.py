@@ -1,0 +1,74 @@
+"""Forward-mode sensitivities through a simulation: `jax.jvp`, `jax.jacfwd` and
+Hessian-vector products, with `adjoint=diffrax.ForwardMode()`."""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import spikeode as so
+
+INPUT_IDS = jnp.array([0, 1, 0, 1], jnp.int32)
+W_IN = jnp.array([[1.5, 0.8, 2.0], [1.0, 2.0, 0.5]])
+W_REC = jnp.array([[0.0, 0.4, -0.3], [0.2, 0.0, 0.5], [0.3, -0.2, 0.0]])
+
+
+def spike_times(p, adjoint=None):
+    """All spike times (0 for padding) of a 2-input, 3-neuron recurrent LIF network
+    as a function of a handful of parameters."""
+    tau_mem, threshold, input_times = p
+    neuron = so.LIF(3, tau_mem=tau_mem, tau_syn=5e-3, threshold=threshold, bias=1.5)
+    inputs = so.SpikeTrain(input_times, INPUT_IDS, 2)
+    sim = so.simulate(neuron, 0.06, inputs, W_IN, w_rec=W_REC, max_spikes=24, adjoint=adjoint)
+    return jnp.where(sim.spikes.valid, sim.spikes.times, 0.0), sim.spikes.num_spikes
+
+
+P = (jnp.array([0.02, 0.015, 0.025]), jnp.array(1.0), jnp.array([0.001, 0.002, 0.004, 0.006]))
+FORWARD = diffrax.ForwardMode()
+
+
+def _fd(fn, p, v, h):
+    plus = jax.tree.map(lambda a, b: a + h * b, p, v)
+    minus = jax.tree.map(lambda a, b: a - h * b, p, v)
+    return (fn(plus) - fn(minus)) / (2 * h)
+
+
+def test_jacfwd_matches_reverse_mode_and_finite_differences():
+    times, count = spike_times(P, FORWARD)
+    assert int(count) >= 8
+    jac_fwd = jax.jacfwd(lambda p: spike_times(p, FORWARD)[0])(P)
+    jac_rev = jax.jacrev(lambda p: spike_times(p)[0])(P)
+    for a, b in zip(jac_fwd, jac_rev):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    # one directional derivative against central differences (Richardson)
+    v = (jnp.array([1e-3, -2e-3, 1e-3]), jnp.array(0.05), jnp.array([1e-4, -1e-4, 2e-4, 0.0]))
+    _, tangent = jax.jvp(lambda p: spike_times(p, FORWARD)[0], (P,), (v,))
+    f = jax.jit(lambda p: spike_times(p)[0])
+    h = 1e-3
+    fd = (4 * _fd(f, P, v, h / 2) - _fd(f, P, v, h)) / 3
+    scale = float(jnp.max(jnp.abs(tangent)))
+    assert float(jnp.max(jnp.abs(tangent - fd))) <= 1e-6 * scale
+
+
+def test_hessian_vector_product_matches_finite_differences_of_the_gradient():
+    def loss_fwd(p):
+        return jnp.sum(spike_times(p, FORWARD)[0] ** 2)
+
+    v = (jnp.array([1e-3, -2e-3, 1e-3]), jnp.array(0.05), jnp.array([1e-4, -1e-4, 2e-4, 0.0]))
+    # forward over forward: the directional derivative of the (forward-mode) gradient
+    _, hvp = jax.jvp(jax.jacfwd(loss_fwd), (P,), (v,))
+    grad = jax.jit(jax.grad(lambda p: jnp.sum(spike_times(p)[0] ** 2)))
+    h = 1e-3
+    fd = jax.tree.map(
+        lambda a, b: (4 * a - b) / 3,
+        jax.tree.map(lambda x, y: (x - y) / h, grad(jax.tree.map(lambda a, b: a + h / 2 * b, P, v)),
+                     grad(jax.tree.map(lambda a, b: a - h / 2 * b, P, v))),
+        jax.tree.map(lambda x, y: (x - y) / (2 * h), grad(jax.tree.map(lambda a, b: a + h * b, P, v)),
+                     grad(jax.tree.map(lambda a, b: a - h * b, P, v))),
+    )  # fmt: skip
+    for a, b in zip(hvp, fd):
+        scale = float(jnp.max(jnp.abs(b)))
+        assert scale > 0
+        assert float(jnp.max(jnp.abs(a - b))) <= 1e-6 * scale, (a, b)
