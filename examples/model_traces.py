@@ -42,6 +42,13 @@ models = {
     "LIF (tau_mem = 2, tau_syn = 1)": (so.LIF(1, tau_mem=2.0, tau_syn=1.0), 1.5, voltage, 1.0, {}),
     "non-leaky IF (tau_syn = 1; Mostafa)": (so.NonLeakyIF(1, tau_syn=1.0), 1.0, voltage, 1.0, {}),
     "alpha IF (tau = 1; Comsa et al.)": (so.AlphaIF(1, tau=1.0), 1.5, voltage, 1.0, {}),
+    "adaptive LIF (tau_mem = 2, tau_adapt = 5, adapt_jump 0.3; Tsit5)": (
+        so.AdaptiveLIF(1, tau_mem=2.0, tau_syn=1.0, tau_adapt=5.0, adapt_jump=0.3),
+        1.8, voltage, 1.0, {},
+    ),
+    "exponential IF (tau_mem = 2, v_T = 1, delta_T = 0.2, v_peak = 2; Tsit5)": (
+        so.ExpIF(1, tau_mem=2.0, tau_syn=1.0), 2.0, voltage, 2.0, {},
+    ),
     "theta neuron (tau = 2, bias 0.1; V jumps by w)": (
         so.ThetaNeuron(1, tau=2.0, bias=0.1), 0.6, qif_voltage, 3.0, {},
     ),
@@ -58,7 +65,7 @@ fig, axes = plt.subplots(len(models), 1, figsize=(7, 1.8 * len(models)), sharex=
 for ax, (name, (neuron, scale, read_v, top, options)) in zip(axes, models.items()):
     sim = so.simulate(neuron, t1, inputs, scale * w, max_spikes=16, save_ts=ts, **options)
     ax.plot(np.asarray(ts), np.asarray(read_v(sim.ys)), lw=1.2, label="v")
-    label = "threshold" if top == 1.0 else "V = +inf (clipped)"
+    label = "V = +inf (clipped)" if read_v is qif_voltage else "threshold"
     ax.axhline(top, color="k", ls=":", lw=0.8, label=label)
     spikes = np.asarray(sim.spikes.times)[np.asarray(sim.spikes.valid)]
     ax.plot(spikes, np.full_like(spikes, top), "rv", label="output spike")

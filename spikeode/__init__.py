@@ -16,7 +16,9 @@ from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain
 from .neurons import (
     AbstractNeuron as AbstractNeuron,
+    AdaptiveLIF as AdaptiveLIF,
     AlphaIF as AlphaIF,
+    ExpIF as ExpIF,
     LIF as LIF,
     NonLeakyIF as NonLeakyIF,
     QIF as QIF,

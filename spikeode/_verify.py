@@ -14,6 +14,7 @@ import numpy as np
 
 from ._gradcheck import check_grads
 from ._loop import Pseudodynamics, simulate
+from ._reference import reference_simulate
 from ._spikes import SpikeTrain
 from ._closed_forms import (
     alpha_first_spike,
@@ -37,88 +38,45 @@ def reference_lif(
     y0=None,
     rtol: float = 1e-12,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate a LIF population with SciPy's `solve_ivp` (DOP853), independently of
-    Diffrax and of spikeode's event loop.
-
-    Between events the ODE is integrated numerically with a step bound of 1/50 of the
-    shortest time constant (so no threshold crossing hides inside a step) and
-    threshold crossings are located by SciPy's event root finding on the dense
-    output; resets, recurrent and input kicks and refractory holds are applied here.
+    """Simulate a LIF population with SciPy's DOP853 (`reference_simulate`),
+    independently of Diffrax and of spikeode's event loop, with a step bound of 1/50
+    of the shortest time constant (so that no threshold crossing hides in a step).
 
     **Returns:** `(times, neurons)` of the output spikes, in order.
     """
-    from scipy.integrate import solve_ivp
-
     n = neuron.num_neurons
     par = {
         k: np.broadcast_to(np.asarray(getattr(neuron, k), float), (n,))
         for k in ("tau_mem", "tau_syn", "threshold", "v_reset", "bias", "t_ref")
     }
-    y = np.zeros(2 * n) if y0 is None else np.asarray(y0, float).T.reshape(-1).copy()
-    if inputs is not None:
-        valid = np.asarray(inputs.valid)
-        in_t = np.asarray(inputs.times, float)[valid]
-        in_i = np.asarray(inputs.neurons)[valid]
-        w_in = np.asarray(w_in, float)
-    else:
-        in_t, in_i = np.zeros(0), np.zeros(0, int)
-    w_rec = None if w_rec is None else np.asarray(w_rec, float)
-    max_step = min(par["tau_mem"].min(), par["tau_syn"].min()) / 50
-    refr_until = np.full(n, -np.inf)
-    t, k = 0.0, 0
-    out_t, out_i = [], []
-    while t < t1:
-        refractory = refr_until > t
-        t_next = min(
-            in_t[k] if k < len(in_t) else np.inf,
-            refr_until[refractory].min() if refractory.any() else np.inf,
-            t1,
-        )
-        if t_next > t:
 
-            def rhs(_, z, refractory=refractory):
-                v, i = z[:n], z[n:]
-                dv = np.where(refractory, 0.0, (par["bias"] + i - v) / par["tau_mem"])
-                return np.concatenate([dv, -i / par["tau_syn"]])
+    def rhs(_, y, refractory):
+        v, i = y[:, 0], y[:, 1]
+        dv = np.where(refractory, 0.0, (par["bias"] + i - v) / par["tau_mem"])
+        return np.stack([dv, -i / par["tau_syn"]], axis=1)
 
-            events = []
-            for j in np.flatnonzero(~refractory):
-                ev = lambda _, z, j=j: z[j] - par["threshold"][j]
-                ev.terminal, ev.direction = True, 1
-                events.append((j, ev))
-            sol = solve_ivp(
-                rhs,
-                (t, t_next),
-                y,
-                method="DOP853",
-                rtol=rtol,
-                atol=rtol,
-                max_step=max_step,
-                events=[e for _, e in events] or None,
-            )
-            if sol.status == 1:  # an event
-                hits = [(te[0], j) for (j, _), te in zip(events, sol.t_events) if len(te)]
-                t_e, j = min(hits)
-                z = next(
-                    ye[0] for (jj, _), ye in zip(events, sol.y_events) if jj == j and len(ye)
-                )
-                y = z.copy()
-                y[j] = par["v_reset"][j]
-                if w_rec is not None:
-                    y[n:] += w_rec[j]
-                refr_until[j] = t_e + par["t_ref"][j]
-                out_t.append(t_e)
-                out_i.append(j)
-                t = t_e
-                continue
-            y = sol.y[:, -1].copy()
-            t = t_next
-        while k < len(in_t) and in_t[k] <= t and t < t1:
-            y[n:] += w_in[in_i[k]]
-            k += 1
-        if t >= t1:
-            break
-    return np.asarray(out_t), np.asarray(out_i, dtype=int)
+    return reference_simulate(
+        rhs, lambda y: y[:, 0] - par["threshold"], lambda y, j: _set(y, j, par["v_reset"][j]),
+        _add_column(1), np.zeros((n, 2)) if y0 is None else np.asarray(y0, float), t1,
+        inputs, w_in, w_rec, refractory_period=par["t_ref"], rtol=rtol, atol=rtol,
+        max_step=min(par["tau_mem"].min(), par["tau_syn"].min()) / 50,
+    )  # fmt: skip
+
+
+def _set(y, j, value):
+    """`y` with `v` (column 0) of neuron `j` set to `value`."""
+    y = y.copy()
+    y[j, 0] = value
+    return y
+
+
+def _add_column(column):
+    def receive(y, w):
+        y = y.copy()
+        y[:, column] += w
+        return y
+
+    return receive
 
 
 def reference_qif(
@@ -127,64 +85,29 @@ def reference_qif(
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Simulate a QIF population in the phase form
     (`tau_m dtheta/dt = 1 - cos theta + (1 + cos theta)(I + b - 1/4)`,
-    `tau_s dI/dt = -I`) with SciPy's `solve_ivp` (DOP853, events at `theta = pi`,
-    reset to `-pi`), independently of Diffrax and spikeode's loop and closed form.
-    With `trial_end`, the drive `b` becomes `drive` from then on (pseudodynamics).
+    `tau_s dI/dt = -I`) with SciPy's DOP853 (`reference_simulate`; events at
+    `theta = pi`, reset to `-pi`), independently of Diffrax, spikeode's loop and its
+    closed form. With `trial_end`, the drive `b` becomes `drive` from then on
+    (pseudodynamics).
 
     **Returns:** `(times, neurons)` of the spikes in `[0, t1)`, in order.
     """
-    from scipy.integrate import solve_ivp
-
-    n = len(np.atleast_1d(w_in[0] if w_in is not None else w_rec[0]))
+    n = np.shape(w_in if w_in is not None else w_rec)[1]
     tau_m = np.broadcast_to(np.asarray(tau_mem, float), (n,))
     tau_s = tau_m / 2 if tau_syn is None else np.broadcast_to(np.asarray(tau_syn, float), (n,))
-    if inputs is not None:
-        valid = np.asarray(inputs.valid)
-        in_t = list(np.asarray(inputs.times, float)[valid])
-        in_i = list(np.asarray(inputs.neurons)[valid])
-    else:
-        in_t, in_i = [], []
-    y = np.concatenate([np.full(n, 2 * np.arctan(-0.5)), np.zeros(n)])
-    t, k = 0.0, 0
-    out_t, out_i = [], []
-    while t < t1:
-        after = trial_end is not None and t >= trial_end
-        b = np.broadcast_to(np.asarray(drive if after else bias, float), (n,))
-        stops = [t1] + ([trial_end] if trial_end is not None and t < trial_end else [])
-        t_next = min(stops + ([in_t[k]] if k < len(in_t) else []))
-        if t_next > t:
+    after = np.inf if trial_end is None else float(trial_end)
 
-            def rhs(_, z, b=b):
-                c = np.cos(z[:n])
-                return np.concatenate(
-                    [(1 - c + (1 + c) * (z[n:] + b - 0.25)) / tau_m, -z[n:] / tau_s]
-                )
+    def rhs(t, y, _):
+        b = np.asarray(drive if t >= after else bias, float)
+        c = np.cos(y[:, 0])
+        return np.stack([(1 - c + (1 + c) * (y[:, 1] + b - 0.25)) / tau_m, -y[:, 1] / tau_s], 1)
 
-            events = []
-            for j in range(n):
-                ev = lambda _, z, j=j: z[j] - np.pi
-                ev.terminal, ev.direction = True, 1
-                events.append(ev)
-            sol = solve_ivp(
-                rhs, (t, t_next), y, method="DOP853", rtol=rtol, atol=rtol,
-                max_step=np.min(tau_s) / 20, events=events,
-            )  # fmt: skip
-            if sol.status == 1:
-                t_e, j = min((te[0], j) for j, te in enumerate(sol.t_events) if len(te))
-                y = sol.y_events[j][0].copy()
-                y[j] = -np.pi
-                if w_rec is not None:
-                    y[n:] += np.asarray(w_rec, float)[j]
-                out_t.append(t_e)
-                out_i.append(j)
-                t = t_e
-                continue
-            y = sol.y[:, -1].copy()
-            t = t_next
-        while k < len(in_t) and in_t[k] <= t < t1:
-            y[n:] += np.asarray(w_in, float)[in_i[k]]
-            k += 1
-    return np.array(out_t), np.array(out_i, dtype=int)
+    y0 = np.stack([np.full(n, 2 * np.arctan(-0.5)), np.zeros(n)], axis=1)
+    return reference_simulate(
+        rhs, lambda y: y[:, 0] - np.pi, lambda y, j: _set(y, j, -np.pi), _add_column(1),
+        y0, t1, inputs, w_in, w_rec, rtol=rtol, atol=rtol, max_step=np.min(tau_s) / 20,
+        breaks=() if trial_end is None else (after,),
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------
@@ -517,7 +440,16 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "qif": lambda: _qif_check(False),
     "qif-pseudo": lambda: _qif_check(True),
     "smooth-gated": check_smooth_gated,
+    "adaptive-lif": lambda: _numerical("check_adaptive_lif"),
+    "exp-if": lambda: _numerical("check_exp_if"),
 }
+
+
+def _numerical(name: str) -> CheckResult:
+    # imported here: that module builds on this one's helpers
+    from . import _verify_numerical
+
+    return getattr(_verify_numerical, name)()
 
 
 def run_checks(names=None, progress: Callable[[str], None] | None = None) -> list[CheckResult]:
@@ -540,13 +472,13 @@ def run_checks(names=None, progress: Callable[[str], None] | None = None) -> lis
 
 def format_table(results: list[CheckResult]) -> str:
     head = (
-        f"{'model':<10} {'network':<32} {'spikes':>6} {'min/neuron':>10} "
+        f"{'model':<12} {'network':<32} {'spikes':>6} {'min/neuron':>10} "
         f"{'spike-time err':>14} {'grad rel err':>12}  result"
     )
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
-            f"{r.model:<10} {r.network:<32} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
+            f"{r.model:<12} {r.network:<32} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
             f"{r.spike_time_error:>14.2e} {r.grad_error:>12.2e}  "
             f"{'pass' if r.passed else 'FAIL'}"
         )

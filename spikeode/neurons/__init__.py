@@ -1,6 +1,8 @@
 """Neuron models: the contract and its implementations."""
 
 from ._base import AbstractNeuron as AbstractNeuron
+from ._adaptive import AdaptiveLIF as AdaptiveLIF
+from ._eif import ExpIF as ExpIF
 from ._lif import LIF as LIF
 from ._closed_form import AlphaIF as AlphaIF, NonLeakyIF as NonLeakyIF
 from ._qif import (

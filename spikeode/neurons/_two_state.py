@@ -1,4 +1,4 @@
-"""Shared parts of integrate-and-fire models whose state is `(v, I)`."""
+"""Shared parts of integrate-and-fire models whose state starts with `(v, I)`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ from ._params import as_param, check_num_neurons, check_positive
 
 
 class TwoStateIF(AbstractNeuron):
-    """Shared parts of models with state `(v, I)`: a presynaptic spike adds its weight
-    to `I`, a spike resets `v` (held there while refractory)."""
+    """Shared parts of models whose state columns start with `(v, I)`: a presynaptic
+    spike adds its weight to `I`, a spike resets `v` (held there while refractory).
+
+    Subclasses with further state columns (e.g. an adaptation current) override
+    `state_size` and extend `reset`. A model whose threshold has another name (e.g.
+    `v_peak`) sets `threshold_name`, which the constructor's error messages use.
+    """
 
     num_neurons: eqx.AbstractVar[int]
     threshold: eqx.AbstractVar[Float[Array, "..."]]
@@ -24,6 +29,8 @@ class TwoStateIF(AbstractNeuron):
     t_ref: eqx.AbstractVar[Float[Array, "..."]]
     # names of the fields that must be positive (time constants)
     positive_fields: ClassVar[tuple[str, ...]] = ()
+    # what the model calls its threshold (in error messages)
+    threshold_name: ClassVar[str] = "threshold"
 
     def _init_common(
         self,
@@ -39,14 +46,14 @@ class TwoStateIF(AbstractNeuron):
         n = self.num_neurons = check_num_neurons(name, num_neurons)
         for key, value in positive.items():
             setattr(self, key, check_positive(f"{name} {key}", as_param(key, value, n)))
-        self.threshold = as_param("threshold", threshold, n)
+        self.threshold = as_param(self.threshold_name, threshold, n)
         self.v_reset = as_param("v_reset", v_reset, n)
         self.t_ref = check_positive(
             f"{name} refractory_period",
             as_param("refractory_period", refractory_period, n),
             allow_zero=True,
         )
-        check_reset_below_threshold(name, self.v_reset, self.threshold)
+        check_reset_below_threshold(name, self.v_reset, self.threshold, self.threshold_name)
         return n
 
     def check(self):
@@ -56,7 +63,7 @@ class TwoStateIF(AbstractNeuron):
             check_positive(f"{name} {k}", getattr(self, k)) for k in self.positive_fields
         ) + (
             check_positive(f"{name} refractory_period", self.t_ref, allow_zero=True),
-            check_reset_below_threshold(name, self.v_reset, self.threshold),
+            check_reset_below_threshold(name, self.v_reset, self.threshold, self.threshold_name),
         )
         return eqx.tree_at(lambda m: tuple(getattr(m, k) for k in keys), self, values)
 
@@ -70,7 +77,7 @@ class TwoStateIF(AbstractNeuron):
 
     def init_state(self):
         dtype = jnp.result_type(self.threshold, self.v_reset)
-        return jnp.zeros((self.num_neurons, 2), dtype)
+        return jnp.zeros((self.num_neurons, self.state_size), dtype)
 
     def condition(self, t, y):
         return y[:, 0] - self.threshold
@@ -91,10 +98,13 @@ class TwoStateIF(AbstractNeuron):
         return jnp.min(jnp.where(hides, t_peak_safe, t_max))
 
 
-def check_reset_below_threshold(name, v_reset, threshold):
+def check_reset_below_threshold(name, v_reset, threshold, threshold_name="threshold"):
     """Raise (eagerly, or inside `jit` via `equinox.error_if`) unless
     `v_reset < threshold` everywhere; returns `v_reset`."""
-    msg = f"{name}: `v_reset` must lie below `threshold` (else the neuron fires forever)."
+    msg = (
+        f"{name}: `v_reset` must lie below `{threshold_name}` (else the neuron fires "
+        "forever)."
+    )
     if isinstance(v_reset, jax.core.Tracer) or isinstance(threshold, jax.core.Tracer):
         return eqx.error_if(v_reset, jnp.any(v_reset >= threshold), msg)
     if np.any(np.asarray(v_reset) >= np.asarray(threshold)):
