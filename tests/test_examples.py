@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 
 import pytest
 
@@ -14,6 +15,7 @@ EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 def new_neuron():
     spec = importlib.util.spec_from_file_location("new_neuron", EXAMPLES / "new_neuron.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["new_neuron"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
