@@ -55,6 +55,49 @@ def first_spike_loss(
     return loss + alpha * jnp.expm1(t_label[..., 0] / tau1)
 
 
+def missing_spike_loss(
+    train: SpikeTrain,
+    v_final: Float[Array, "*batch neurons"],
+    label: Int[Array, "*batch"],
+    *,
+    threshold: ArrayLike = 1.0,
+) -> Float[Array, "*batch"]:
+    r"""A gradient for a correct output neuron that did not fire: its distance to the
+    threshold at the end of the trial,
+
+    $$\max(0,\ \vartheta - v_y(t_1))\quad\text{if neuron } y \text{ is silent, else } 0.$$
+
+    A silent neuron has no spike time, so `first_spike_loss` treats it as firing at
+    the constant `t_silent` and gives it no gradient (and the cross-entropy then
+    pushes the other neurons later, so that whole outputs can fall silent for
+    good). Its final voltage $v_y(t_1)$ (`Simulation.y_final[..., 0]` for `LIF`)
+    depends smoothly on the weights, and raising it brings the neuron back to
+    threshold. Add it to `first_spike_loss` with a weight.
+
+    **Arguments:**
+
+    - `train`: the output layer's spikes (may be batched: leading axes).
+    - `v_final`: the output neurons' voltages at the end of the trial.
+    - `label`: the correct class (an output neuron index), one per sample.
+    - `threshold`: the firing threshold.
+
+    **Returns:** the loss, one value per sample (a scalar for one sample).
+    """
+    name = "missing_spike_loss"
+    _check_train(name, train)
+    label = _check_label(name, label, train.num_neurons)
+    v_final = jnp.asarray(v_final)
+    if v_final.shape[-1:] != (train.num_neurons,):
+        raise ValueError(
+            f"{name}: `v_final` has shape {v_final.shape}; expected (..., "
+            f"{train.num_neurons}) for {train.num_neurons} neurons."
+        )
+    silent = train.counts() == 0
+    gap = jnp.where(silent, jnp.maximum(0.0, threshold - v_final), 0.0)
+    index = jnp.broadcast_to(label, gap.shape[:-1])[..., None]
+    return jnp.take_along_axis(gap, index, -1)[..., 0]
+
+
 def first_spike_prediction(train: SpikeTrain) -> Int[Array, "*batch"]:
     """Index of the earliest-firing neuron (ties and all-silent: the lowest index)."""
     return jnp.argmin(train.first_spike_times(), axis=-1)

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+SELECT_RULES = ("validation", "last")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,11 +29,18 @@ class TrainConfig:
     initial weight means and standard deviations, `grad_clip` (global-norm
     clipping), `output_refractory` (refractory period of the output neurons; longer
     than `t1`, each fires at most once, which is all a first-spike loss uses),
-    `output_bias` (constant current into the output neurons: above threshold, every
-    output neuron fires by itself before `t1`, so none falls silent and loses its
-    gradient), and the
+    `output_bias` (constant current into the output neurons; above threshold, every
+    output neuron fires by itself before `t1`), `missing_weight` (weight of
+    [`spikeode.losses.missing_spike_loss`][]: a correct output neuron that stayed
+    silent is pulled towards threshold through its voltage at `t1`, since it has no
+    spike time to carry a gradient), `hidden_bump` (after every step, the input
+    weights of hidden neurons that fired for no sample of the batch grow by this
+    much: the exact gradient cannot revive a silent neuron either), the
     spike capacities `hidden_spikes_per_neuron` and `output_spikes` (0: one per
-    output neuron, enough when `output_refractory` exceeds `t1`); `train_samples` and
+    output neuron, enough when `output_refractory` exceeds `t1`); `select`: which
+    epoch's parameters are the result, `"validation"` (the best validation accuracy,
+    ties to the lower validation loss, for tasks with a validation split; otherwise
+    the last epoch) or `"last"`; `train_samples`, `validation_samples` and
     `test_samples` use only the first samples of each split (0: all).
     """
 
@@ -55,10 +63,14 @@ class TrainConfig:
     w_out: tuple[float, float] = (0.93, 0.1)
     grad_clip: float = 1.0
     output_refractory: float = 0.1
-    output_bias: float = 1.2
+    output_bias: float = 0.0
+    hidden_bump: float = 0.0
+    missing_weight: float = 1.0
     hidden_spikes_per_neuron: int = 3
     output_spikes: int = 0
+    select: str = "validation"
     train_samples: int = 0
+    validation_samples: int = 0
     test_samples: int = 0
 
     def validate(self) -> TrainConfig:
@@ -67,7 +79,7 @@ class TrainConfig:
         problems = []
         if self.task not in TASKS:
             problems.append(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
-        for name in ("train_samples", "test_samples", "output_spikes"):
+        for name in ("train_samples", "validation_samples", "test_samples", "output_spikes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 problems.append(f"{name} must be a non-negative integer, got {value!r}")
@@ -79,6 +91,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 problems.append(f"{name} must be a positive number, got {value!r}")
+        for name in ("hidden_bump", "missing_weight", "output_bias"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+                problems.append(f"{name} must be a non-negative number, got {value!r}")
+        if self.select not in SELECT_RULES:
+            problems.append(f"select must be one of {list(SELECT_RULES)}, got {self.select!r}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if problems:
@@ -173,24 +191,45 @@ def _optimiser(config: TrainConfig, steps_per_epoch: int):
 def _per_sample(params, static, config: TrainConfig, x, y):
     import equinox as eqx
 
-    from .losses import first_spike_loss, first_spike_prediction
+    from .losses import first_spike_loss, first_spike_prediction, missing_spike_loss
 
     sims = eqx.combine(params, static)(x, config.t1)
     out = sims[-1].spikes
     loss = first_spike_loss(
         out, y, t_silent=config.t1, tau0=config.tau0, alpha=config.alpha, tau1=config.tau1
     )
-    return loss, first_spike_prediction(out)
+    if config.missing_weight:
+        v_final = sims[-1].y_final[:, 0]
+        loss = loss + config.missing_weight * missing_spike_loss(out, v_final, y, threshold=1.0)
+    hidden_counts = tuple(sim.spikes.counts() for sim in sims[:-1])
+    return loss, (first_spike_prediction(out), hidden_counts)
 
 
 def _batch_loss(params, static, config, x, y):
     import jax
     import jax.numpy as jnp
 
-    losses, preds = jax.vmap(_per_sample, in_axes=(None, None, None, 0, 0))(
+    losses, (preds, hidden_counts) = jax.vmap(_per_sample, in_axes=(None, None, None, 0, 0))(
         params, static, config, x, y
     )
-    return jnp.mean(losses), jnp.mean(preds == y)
+    return jnp.mean(losses), (jnp.mean(preds == y), hidden_counts)
+
+
+def _bump_silent(params, hidden_counts, bump):
+    """Raise the input weights of hidden neurons that fired for no sample of the batch
+    by `bump`: a silent neuron's spike times do not exist, so the exact gradient
+    cannot revive it (Goeltz et al. 2021 use such weight bumping)."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    if not bump:
+        return params
+    layers = params.layers[: len(hidden_counts)]
+    new = tuple(
+        layer.w_in + bump * jnp.all(counts == 0, axis=0).astype(layer.w_in.dtype)
+        for layer, counts in zip(layers, hidden_counts)
+    )
+    return eqx.tree_at(lambda p: tuple(l.w_in for l in p.layers[: len(new)]), params, new)
 
 
 # Module-level compiled steps: the static part of the model and the configuration
@@ -203,16 +242,19 @@ def _compiled():
 
     @eqx.filter_jit
     def train_step(params, opt_state, x, y, static, config, steps_per_epoch):
-        (loss, acc), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
+        (loss, (acc, hidden_counts)), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
             params, static, config, x, y
         )
         optimiser = _optimiser(config, steps_per_epoch)
         updates, opt_state = optimiser.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, acc
+        params = optax.apply_updates(params, updates)
+        params = _bump_silent(params, hidden_counts, config.hidden_bump)
+        return params, opt_state, loss, acc
 
     @eqx.filter_jit
     def evaluate(params, x, y, static, config):
-        return _batch_loss(params, static, config, x, y)
+        loss, (acc, _) = _batch_loss(params, static, config, x, y)
+        return loss, acc
 
     @eqx.filter_jit
     def simulate_all(params, x, static, config):
@@ -242,6 +284,9 @@ class _Trainer:
         self.params, self.static = eqx.partition(model, trainable_filter(model))
         self.steps_per_epoch = steps_per_epoch
         self.opt_state = _optimiser(config, steps_per_epoch).init(self.params)
+        # the parameters selected so far (see `TrainConfig.select`) and why
+        self.selected_params = self.params
+        self.selected: dict | None = None
 
     def train_step(self, x, y):
         step = _COMPILED[0]
@@ -253,23 +298,47 @@ class _Trainer:
     def evaluate(self, x, y):
         return _COMPILED[1](self.params, x, y, self.static, self._key)
 
-    def simulate_all(self, x):
-        return _COMPILED[2](self.params, x, self.static, self._key)
+    def evaluate_selected(self, x, y):
+        return _COMPILED[1](self.selected_params, x, y, self.static, self._key)
+
+    def simulate_all(self, x, params=None):
+        params = self.params if params is None else params
+        return _COMPILED[2](params, x, self.static, self._key)
+
+    def select(self, row: dict, rule: str) -> bool:
+        """Keep the current parameters if `row` (this epoch's metrics) beats the
+        selection so far under `rule`; returns whether it did."""
+        if rule == "validation":
+            key = lambda r: (r["val_acc"], -r["val_loss"])
+            better = self.selected is None or key(row) > key(self.selected)
+            why = "highest validation accuracy (ties: lowest validation loss)"
+        else:
+            better, why = True, "last epoch"
+        if better:
+            self.selected_params = self.params
+            self.selected = dict(row, rule=why)
+        return better
 
     # -- checkpoints ---------------------------------------------------------------
     def save(self, path: str, epoch: int, history: list[dict]):
         import equinox as eqx
 
-        meta = dict(format=CHECKPOINT_FORMAT, epoch=epoch, config=self.config.to_json(), history=history)
+        meta = dict(
+            format=CHECKPOINT_FORMAT, epoch=epoch, config=self.config.to_json(),
+            history=history, selected=self.selected,
+        )
         directory = os.path.dirname(os.path.abspath(path))
         for suffix, write in (
-            (".eqx", lambda f: eqx.tree_serialise_leaves(f, (self.params, self.opt_state))),
+            (".eqx", lambda f: eqx.tree_serialise_leaves(f, self._state())),
             (".json", lambda f: f.write(json.dumps(meta, indent=1).encode())),
         ):
             fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, path + suffix)
+
+    def _state(self):
+        return self.params, self.opt_state, self.selected_params
 
     def load(self, path: str) -> tuple[int, list[dict]]:
         import equinox as eqx
@@ -290,13 +359,14 @@ class _Trainer:
             )
         try:
             with open(path + ".eqx", "rb") as f:
-                self.params, self.opt_state = eqx.tree_deserialise_leaves(
-                    f, (self.params, self.opt_state)
+                self.params, self.opt_state, self.selected_params = (
+                    eqx.tree_deserialise_leaves(f, self._state())
                 )
         except Exception as e:
             raise ValueError(
                 f"checkpoint {path}.eqx is corrupted or does not match the model: {e}"
             ) from e
+        self.selected = meta.get("selected")
         return int(meta["epoch"]), list(meta.get("history", []))
 
 
@@ -329,6 +399,16 @@ def _load(task, config: TrainConfig, dtype):
     return (x_train, np.asarray(y_train)), (x_test, np.asarray(y_test))
 
 
+def _load_validation(task, config: TrainConfig, dtype):
+    """The task's validation split (limited to `validation_samples`), or `None`."""
+    if task.load_validation is None:
+        return None
+    x_val, y_val = task.load_validation(dtype)
+    if config.validation_samples:
+        x_val, y_val = _take((x_val, y_val), slice(0, config.validation_samples))
+    return x_val, np.asarray(y_val)
+
+
 def _batches(num: int, batch_size: int, seed: int, epoch: int):
     """The shuffled minibatch indices of one epoch: a function of (seed, epoch) only,
     so a resumed run sees exactly the batches of an uninterrupted one."""
@@ -352,7 +432,14 @@ def fit(
 ) -> dict[str, Any]:
     """Train `config`'s network on its task, writing to `config.out`:
     `config.json`, `metrics.jsonl` (one line per epoch), `checkpoint.{eqx,json}`
-    (written atomically after every epoch), `results.json` and PNG plots.
+    (written atomically after every epoch; it holds the latest and the selected
+    parameters), `results.json` and PNG plots.
+
+    The result is the parameters of the epoch chosen by `config.select`: with
+    `"validation"`, the epoch with the best accuracy on the task's validation split
+    (never the test split); `results.json` reports that epoch's test accuracy as
+    `test_acc`, with `selected` (the epoch, its metrics and the rule) and
+    `final_test_acc` (the last epoch's).
 
     **Arguments:**
 
@@ -374,6 +461,8 @@ def fit(
     task = TASKS[config.task]
     dtype = jnp.dtype(config.dtype)
     (x_train, y_train), (x_test, y_test) = _load(task, config, dtype)
+    val = _load_validation(task, config, dtype) if config.select == "validation" else None
+    rule = "validation" if val is not None else "last"
     steps = len(y_train) // config.batch_size
     if steps == 0:
         raise ValueError(
@@ -423,29 +512,44 @@ def fit(
         if bar is not None:
             bar.close()
         train_time = time.perf_counter() - t_epoch
-        test_loss, test_acc = trainer.evaluate(x_test, y_test_j)
         row = dict(
             epoch=epoch + 1,
             train_loss=float(np.mean(losses)),
             train_acc=float(np.mean(accs)),
+        )
+        if val is not None:
+            val_loss, val_acc = trainer.evaluate(val[0], jnp.asarray(val[1]))
+            row.update(val_loss=float(val_loss), val_acc=float(val_acc))
+        test_loss, test_acc = trainer.evaluate(x_test, y_test_j)
+        row.update(
             test_loss=float(test_loss),
             test_acc=float(test_acc),
             epoch_seconds=train_time,
             first_step_seconds=first_step,
         )
+        chosen = trainer.select(row, rule)
         history.append(row)
         with open(metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         trainer.save(ckpt, epoch + 1, history)
+        val_text = f"val acc {row['val_acc']:.4f}{' *' if chosen else '  '} | " if val is not None else ""
         log(
             f"epoch {epoch + 1:3d}: train loss {row['train_loss']:.4f} acc "
-            f"{row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc "
+            f"{row['train_acc']:.4f} | {val_text}test loss {row['test_loss']:.4f} acc "
             f"{row['test_acc']:.4f} | {train_time:.1f} s"
+        )
+    selected = trainer.selected
+    if selected is not None and rule == "validation":
+        log(
+            f"selected epoch {selected['epoch']} ({selected['rule']}): val acc "
+            f"{selected['val_acc']:.4f}, test acc {selected['test_acc']:.4f}"
         )
     results = dict(
         task=config.task,
-        test_acc=history[-1]["test_acc"] if history else None,
-        test_loss=history[-1]["test_loss"] if history else None,
+        test_acc=selected["test_acc"] if selected else None,
+        test_loss=selected["test_loss"] if selected else None,
+        selected=selected,
+        final_test_acc=history[-1]["test_acc"] if history else None,
         epochs=len(history),
         wall_seconds=time.perf_counter() - wall,
         out=os.path.abspath(config.out),
@@ -461,7 +565,8 @@ def fit(
 
 
 def evaluate_checkpoint(path: str) -> dict[str, Any]:
-    """Evaluate a checkpoint on its task's test split."""
+    """Evaluate a checkpoint's selected parameters (see `TrainConfig.select`) on its
+    task's test split."""
     meta = read_checkpoint_meta(path)
     config = TrainConfig.from_json(meta["config"]).validate()
     _setup_jax(config.dtype)
@@ -474,8 +579,12 @@ def evaluate_checkpoint(path: str) -> dict[str, Any]:
     steps = max(len(y_train) // config.batch_size, 1)
     trainer = _Trainer(config, x_train.num_neurons, task.num_classes, steps)
     epoch, _ = trainer.load(path.rsplit(".", 1)[0] if path.endswith((".json", ".eqx")) else path)
-    loss, acc = trainer.evaluate(x_test, jnp.asarray(y_test))
-    return dict(task=config.task, epoch=epoch, test_loss=float(loss), test_acc=float(acc))
+    loss, acc = trainer.evaluate_selected(x_test, jnp.asarray(y_test))
+    selected = trainer.selected or {}
+    return dict(
+        task=config.task, epoch=selected.get("epoch", epoch), trained_epochs=epoch,
+        rule=selected.get("rule"), test_loss=float(loss), test_acc=float(acc),
+    )
 
 
 def _plots(config: TrainConfig, trainer: _Trainer, history, x_test, y_test):
@@ -489,6 +598,9 @@ def _plots(config: TrainConfig, trainer: _Trainer, history, x_test, y_test):
         ep = [h["epoch"] for h in history]
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
         ax[0].plot(ep, [h["train_loss"] for h in history], label="train")
+        if "val_loss" in history[0]:
+            ax[0].plot(ep, [h["val_loss"] for h in history], label="validation")
+            ax[1].plot(ep, [h["val_acc"] for h in history], label="validation")
         ax[0].plot(ep, [h["test_loss"] for h in history], label="test")
         ax[0].set_xlabel("epoch"), ax[0].set_ylabel("loss"), ax[0].legend()
         ax[1].plot(ep, [h["train_acc"] for h in history], label="train")
@@ -500,7 +612,7 @@ def _plots(config: TrainConfig, trainer: _Trainer, history, x_test, y_test):
 
     # one simulation of (up to) 500 test samples for both figures
     n = min(len(y_test), 500)
-    sims = trainer.simulate_all(_take(x_test, np.arange(n)))
+    sims = trainer.simulate_all(_take(x_test, np.arange(n)), trainer.selected_params)
     # rasters of a few test samples
     fig, axes = plt.subplots(3, 3, figsize=(10, 6), sharex=True)
     for s in range(3):

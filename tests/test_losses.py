@@ -119,6 +119,24 @@ def test_first_spike_loss_minimal_for_early_correct_neuron():
     assert int(losses.first_spike_prediction(_train([[0.025], [0.02], [0.03]]))) == 1
 
 
+def test_missing_spike_loss_only_for_silent_label_neuron():
+    v = jnp.array([0.4, 0.7, 1.2])
+    train = _train([[], [], [0.01]])
+    f = lambda label: losses.missing_spike_loss(train, v, jnp.array(label), threshold=1.0)
+    np.testing.assert_allclose([f(0), f(1), f(2)], [0.6, 0.3, 0.0], rtol=1e-12)
+    # batched: the label neuron fired in the second sample
+    batch = _stack(train, _train([[0.02], [], []]))
+    got = losses.missing_spike_loss(batch, jnp.stack([v, v]), jnp.array([0, 0]))
+    np.testing.assert_allclose(got, [0.6, 0.0], rtol=1e-12)
+    # the gradient raises the silent label neuron's voltage, and only its
+    g = jax.grad(lambda v: losses.missing_spike_loss(train, v, jnp.array(1)))(v)
+    np.testing.assert_array_equal(g, [0.0, -1.0, 0.0])
+    with pytest.raises(ValueError, match="v_final"):
+        losses.missing_spike_loss(train, v[:2], jnp.array(0))
+    with pytest.raises(ValueError, match="label"):
+        losses.missing_spike_loss(train, v, jnp.array(3))
+
+
 # ----------------------------------------------------------------- max_voltage_loss
 
 

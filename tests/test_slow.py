@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_yinyang_default_training_reaches_target(tmp_path):
-    """`make run`'s job: the default Yin-Yang run (float32) reaches >= 97.5 % test."""
+    """`make run`'s job: the default Yin-Yang run (float32) reaches >= 97.5 % test
+    accuracy with the epoch selected on the validation split."""
     out = tmp_path / "yinyang"
     env = dict(os.environ, JAX_ENABLE_X64="0")
     subprocess.run(
@@ -25,6 +26,8 @@ def test_yinyang_default_training_reaches_target(tmp_path):
     )
     with open(out / "results.json") as f:
         results = json.load(f)
+    # the reported parameters are chosen on the validation split, never on test
+    assert "validation" in results["selected"]["rule"], results["selected"]
     assert results["test_acc"] >= 0.975, results
 
 

@@ -16,7 +16,7 @@ from spikeode.train import TrainConfig, _Trainer, evaluate_checkpoint, fit
 # float64 (the suite runs with x64 on); a small Yin-Yang subset.
 SMALL = TrainConfig(
     task="yinyang", epochs=3, batch_size=32, lr=5e-3, hidden=40, dtype="float64",
-    seed=0, train_samples=960, test_samples=300,
+    seed=0, train_samples=960, validation_samples=300, test_samples=300,
 )
 
 
@@ -45,6 +45,51 @@ def test_training_learns_and_writes_results(trained):
         assert os.path.getsize(os.path.join(config.out, name)) > 0
     again = evaluate_checkpoint(os.path.join(config.out, "checkpoint"))
     assert again["test_acc"] == pytest.approx(results["test_acc"], abs=1e-12)
+    assert again["epoch"] == results["selected"]["epoch"]
+
+
+def test_selection_uses_validation_not_test(trained):
+    """The result is the epoch with the best validation accuracy (ties: lower
+    validation loss), and its test accuracy is what is reported."""
+    config, results = trained
+    history = _history(config.out)
+    best = max(history, key=lambda h: (h["val_acc"], -h["val_loss"]))
+    selected = results["selected"]
+    assert selected["epoch"] == best["epoch"]
+    assert "validation" in selected["rule"]
+    assert results["test_acc"] == history[best["epoch"] - 1]["test_acc"]
+    assert results["final_test_acc"] == history[-1]["test_acc"]
+    with open(os.path.join(config.out, "checkpoint.json")) as f:
+        assert json.load(f)["selected"]["epoch"] == best["epoch"]
+    with open(os.path.join(config.out, "results.json")) as f:
+        assert json.load(f)["selected"]["epoch"] == best["epoch"]
+
+
+def test_select_last_and_tasks_without_validation(tmp_path):
+    config = dataclasses.replace(
+        SMALL, epochs=1, hidden=10, train_samples=64, test_samples=20,
+        validation_samples=20, select="last", out=str(tmp_path / "last"),
+    )
+    results = fit(config, progress=False, log=lambda *_: None)
+    assert results["selected"]["epoch"] == 1 and results["selected"]["rule"] == "last epoch"
+    assert "val_acc" not in _history(config.out)[0]
+    xor = dataclasses.replace(config, task="xor", batch_size=4, train_samples=0,
+                              test_samples=0, select="validation", out=str(tmp_path / "xor"))
+    results = fit(xor, progress=False, log=lambda *_: None)
+    assert results["selected"]["rule"] == "last epoch"
+
+
+def test_silent_hidden_neurons_are_bumped():
+    from spikeode.train import _bump_silent, _Trainer
+
+    trainer = _Trainer(dataclasses.replace(SMALL, hidden=4), 5, 3, 30)
+    params = trainer.params
+    counts = np.array([[0, 2, 0, 0], [0, 0, 1, 0]])  # (batch, hidden): 0 and 3 silent
+    bumped = _bump_silent(params, (counts,), 0.25)
+    diff = np.asarray(bumped.layers[0].w_in - params.layers[0].w_in)
+    np.testing.assert_allclose(diff, np.tile([0.25, 0.0, 0.0, 0.25], (5, 1)))
+    np.testing.assert_array_equal(np.asarray(bumped.layers[1].w_in), np.asarray(params.layers[1].w_in))
+    assert _bump_silent(params, (counts,), 0.0) is params
 
 
 def test_resume_gives_identical_parameters(trained, tmp_path):
@@ -55,9 +100,11 @@ def test_resume_gives_identical_parameters(trained, tmp_path):
     a, b = _Trainer(config, 5, 3, 30), _Trainer(config, 5, 3, 30)
     a.load(os.path.join(config.out, "checkpoint"))
     b.load(os.path.join(str(tmp_path), "checkpoint"))
-    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+    for x, y in zip(jax.tree_util.tree_leaves(a._state()), jax.tree_util.tree_leaves(b._state())):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert _history(config.out)[-1]["test_acc"] == _history(str(tmp_path))[-1]["test_acc"]
+    strip = lambda hs: [{k: v for k, v in h.items() if "seconds" not in k} for h in hs]
+    assert strip([a.selected]) == strip([b.selected])
+    assert strip(_history(config.out)) == strip(_history(str(tmp_path)))
 
 
 def test_corrupted_and_mismatched_checkpoints(trained, tmp_path):
@@ -112,3 +159,7 @@ def test_config_validation():
         dataclasses.replace(SMALL, hidden=0).validate()
     with pytest.raises(ValueError, match="task must be one of"):
         dataclasses.replace(SMALL, task="cifar").validate()
+    with pytest.raises(ValueError, match="select must be one of"):
+        dataclasses.replace(SMALL, select="test").validate()
+    with pytest.raises(ValueError, match="hidden_bump must be a non-negative"):
+        dataclasses.replace(SMALL, hidden_bump=-0.1).validate()

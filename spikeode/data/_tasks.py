@@ -17,19 +17,26 @@ T_MIN, T_MAX, BIAS = 0.0, 0.03, 0.0
 @dataclasses.dataclass(frozen=True)
 class Task:
     """A classification task: `load(dtype)` returns
-    `((train_spikes, train_labels), (test_spikes, test_labels))`; `defaults` overrides
-    fields of `spikeode.train.TrainConfig` for this task."""
+    `((train_spikes, train_labels), (test_spikes, test_labels))`;
+    `load_validation(dtype)`, if given, returns a held-out `(spikes, labels)` split,
+    disjoint from both, on which training selects its final parameters; `defaults`
+    overrides fields of `spikeode.train.TrainConfig` for this task."""
 
     name: str
     num_classes: int
     load: Callable
     defaults: dict = dataclasses.field(default_factory=dict)
+    load_validation: Callable | None = None
 
 
 def _yinyang(dtype):
     return tuple(
         yinyang_spikes(split, T_MIN, T_MAX, BIAS, dtype=dtype) for split in ("train", "test")
     )
+
+
+def _yinyang_validation(dtype):
+    return yinyang_spikes("validation", T_MIN, T_MAX, BIAS, dtype=dtype)
 
 
 def _xor(dtype):
@@ -53,7 +60,7 @@ def _randman(dtype):
 
 
 TASKS: dict[str, Task] = {
-    "yinyang": Task("yinyang", 3, _yinyang),
+    "yinyang": Task("yinyang", 3, _yinyang, load_validation=_yinyang_validation),
     "xor": Task("xor", 2, _xor),
     "digits": Task(
         "digits", 10, _digits,
