@@ -121,7 +121,8 @@ class AbstractNeuron(eqx.Module):
 
         Only meaningful for models whose spikes cannot vanish inside a trial (phase
         models such as [`spikeode.QIF`][] and [`spikeode.ThetaNeuron`][]); others
-        leave it unimplemented.
+        leave it unimplemented. The state carries over from the trial, refractoriness
+        does not (the phase models have none).
         """
         raise NotImplementedError(
             f"{type(self).__name__} has no pseudodynamics: its spikes can vanish inside "

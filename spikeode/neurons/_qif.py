@@ -15,7 +15,7 @@ vanish inside the trial, only leave or enter it at its end, which is what
 
 Closed-form flows use the linearisation `V - 1/2 = -tau u'/u` of the Riccati equation:
 `u'' = -(drive - 1/4) u / tau^2` is linear, a spike is a zero of `u`, and
-`theta = pi + 2 atan2(-u, -tau u')`, continuous between one spike and the next.
+`(cos(theta/2), sin(theta/2))` is parallel to `(u, -tau u')`.
 """
 
 from __future__ import annotations
