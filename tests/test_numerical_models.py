@@ -30,42 +30,15 @@ import scipy.optimize
 import spikeode as so
 from spikeode._loop import default_solver
 from spikeode._verify import _spike_error
-from spikeode._verify_numerical import (
-    SPIKE_TIME_TOL,
-    check_adaptive_lif,
-    check_exp_if,
-    reference_adaptive_lif,
-    reference_exp_if,
-)
+from spikeode._verify_numerical import SPIKE_TIME_TOL, reference_adaptive_lif, reference_exp_if
 from spikeode.neurons._adaptive import AdaptiveLIF
 from spikeode.neurons._eif import ExpIF
 
 JitRuntimeErr = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError, ValueError)
 
 
-# --------------------------------------------------------------------------------------
-# Networks (the `spikeode check` rows): spike times vs SciPy, gradients vs FD
-# --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def network_checks():
-    return {"AdaptiveLIF": check_adaptive_lif(), "ExpIF": check_exp_if()}
-
-
-@pytest.mark.parametrize("model", ["AdaptiveLIF", "ExpIF"])
-def test_network_spike_times_and_gradients(network_checks, model):
-    res = network_checks[model]
-    assert res.model == model
-    # several spikes per neuron, recurrent network
-    assert res.spikes >= 16 and res.min_spikes_per_neuron >= 4, res
-    # spike times at the default rtol = atol = 1e-10 vs DOP853 at 1e-12
-    # (measured: AdaptiveLIF 1e-12, ExpIF 2e-11)
-    assert res.spike_time_error <= SPIKE_TIME_TOL, res
-    # gradients (weights, time constants, adaptation / delta_T, v_T) vs finite
-    # differences (measured: AdaptiveLIF 3e-9 at rtol 1e-10, ExpIF 1e-7 at 1e-13)
-    assert res.grad_error <= 1e-6, res
-    assert res.passed, res
+# The networks of the `spikeode check` rows "adaptive-lif" and "exp-if" (spike times
+# vs SciPy, gradients vs finite differences) run in tests/test_gradients.py.
 
 
 # --------------------------------------------------------------------------------------
