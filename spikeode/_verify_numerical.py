@@ -104,33 +104,32 @@ def reference_exp_if(
 
 
 # ----------------------------------------------------------------------------------
-def adaptive_network(seed: int = 7):
-    """A small recurrent `AdaptiveLIF` network: 4 inputs -> 4 neurons."""
+def _network(seed, make_neuron):
+    """4 random inputs -> 4 recurrent neurons built by `make_neuron(rng, n)` (drawn
+    after the inputs and weights)."""
     rng = np.random.default_rng(seed)
     n, t1 = 4, 0.15
     inputs = _random_inputs(rng, 4, 3, 0.1)
     w_in = jnp.asarray(rng.normal(0.6, 0.4, (4, n)))
     w_rec = jnp.asarray(rng.normal(0.0, 0.3, (n, n)))
-    neuron = AdaptiveLIF(
+    return make_neuron(rng, n), t1, inputs, w_in, w_rec
+
+
+def adaptive_network(seed: int = 7):
+    """A small recurrent `AdaptiveLIF` network: 4 inputs -> 4 neurons."""
+    return _network(seed, lambda rng, n: AdaptiveLIF(
         n, tau_mem=0.02, tau_syn=0.005, tau_adapt=jnp.asarray(rng.uniform(0.04, 0.1, n)),
         bias=jnp.asarray(rng.uniform(1.6, 2.2, n)), adapt_jump=0.4,
         refractory_period=0.002,
-    )  # fmt: skip
-    return neuron, t1, inputs, w_in, w_rec
+    ))  # fmt: skip
 
 
 def exp_if_network(seed: int = 14):
     """A small recurrent `ExpIF` network: 4 inputs -> 4 neurons."""
-    rng = np.random.default_rng(seed)
-    n, t1 = 4, 0.15
-    inputs = _random_inputs(rng, 4, 3, 0.1)
-    w_in = jnp.asarray(rng.normal(0.6, 0.4, (4, n)))
-    w_rec = jnp.asarray(rng.normal(0.0, 0.3, (n, n)))
-    neuron = ExpIF(
+    return _network(seed, lambda rng, n: ExpIF(
         n, tau_mem=0.02, tau_syn=0.005, delta_T=jnp.asarray(rng.uniform(0.15, 0.3, n)),
         bias=jnp.asarray(rng.uniform(1.3, 1.6, n)), v_reset=-0.2, refractory_period=0.002,
-    )  # fmt: skip
-    return neuron, t1, inputs, w_in, w_rec
+    ))  # fmt: skip
 
 
 def _network_check(name, neuron, t1, inputs, w_in, w_rec, reference, fields, rtol):

@@ -9,6 +9,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._spikes import SpikeTrain
+from .neurons._params import is_concrete as _is_concrete
 
 
 def first_spike_times(train: SpikeTrain, t_silent: ArrayLike) -> Float[Array, "*batch neurons"]:
@@ -126,10 +127,6 @@ def activity_regulariser(
 
 
 # ----------------------------------------------------------------------------- helpers
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_train(name: str, train) -> None:
     if not isinstance(train, SpikeTrain):
         raise TypeError(f"{name}: expected a SpikeTrain, got {type(train).__name__}.")

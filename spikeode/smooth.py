@@ -68,7 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar
 
-from .neurons._params import as_param, check_positive
+from .neurons._params import as_param, check_positive, is_concrete as _is_concrete
 
 if TYPE_CHECKING:
     from ._verify import CheckResult
@@ -93,10 +93,6 @@ InputLike = Union[
     diffrax.AbstractPath,
     tuple[Float[ArrayLike, " samples"], Float[ArrayLike, "samples inputs"]],
 ]
-
-
-def _is_concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 # ----------------------------------------------------------------------------- gate

@@ -8,6 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def is_concrete(*xs) -> bool:
+    """Whether none of `xs` is traced (so its value can be checked eagerly)."""
+    return not any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
 def as_param(name: str, value, num_neurons: int) -> jax.Array:
     """Convert a parameter to a floating array of shape `()` or `(num_neurons,)`."""
     x = jnp.asarray(value)
