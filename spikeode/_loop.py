@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import diffrax
 import equinox as eqx
 import equinox.internal as eqxi
@@ -176,6 +178,7 @@ def simulate(
     t0: ArrayLike = 0.0,
     y0: Float[Array, "neurons state"] | None = None,
     max_spikes: int,
+    max_spikes_per_neuron: int | None = None,
     save_ts: Float[Array, " save"] | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
@@ -212,6 +215,15 @@ def simulate(
     - `y0`: initial state (default `neuron.init_state()`).
     - `max_spikes`: capacity of the output spike buffer. Exceeding it is an error
       (or, with `throw=False`, reported in `Simulation.overflow`).
+    - `max_spikes_per_neuron`: for populations without recurrent weights only. The
+      neurons are then independent, and each is simulated on its own (`jax.vmap`
+      over neurons of one event loop): every loop has a segment per input spike and
+      per spike of its own neuron instead of per spike of the whole population,
+      which is much faster for wide layers. Each neuron's buffer holds this many
+      spikes (more is an error, or an overflow with `throw=False`); the merged,
+      time-sorted train has capacity `max_spikes`. The same spikes and gradients
+      as the coupled loop. Needs a model whose parameters are scalars or of shape
+      `(num_neurons,)` (the contract of [`spikeode.AbstractNeuron`][]).
     - `save_ts`: sorted times in `[t0, t1]` at which to record the state.
     - `solver`: any Diffrax solver; default `ExactSolver()` if the model has a
       closed-form flow, else `diffrax.Tsit5()`.
@@ -221,7 +233,8 @@ def simulate(
     - `dt0`: initial step for numerical solvers (default: Diffrax's choice).
     - `max_steps`: maximum solver steps per segment.
     - `adjoint`: Diffrax adjoint of each segment's solve (default
-      `diffrax.RecursiveCheckpointAdjoint()`, for reverse mode). Pass
+      `diffrax.DirectAdjoint()` for `ExactSolver`, which takes one step per segment,
+      else `diffrax.RecursiveCheckpointAdjoint()`; both for reverse mode). Pass
       `diffrax.ForwardMode()` for forward-mode sensitivities (`jax.jvp`,
       `jax.jacfwd`, Hessian-vector products by forward over forward): the loop over
       segments then runs as a plain `lax.while_loop`, which supports forward mode but
@@ -245,7 +258,8 @@ def simulate(
     **Returns:** a [`spikeode.Simulation`][].
     """
     kwargs = dict(
-        w_rec=w_rec, max_spikes=max_spikes, solver=solver,
+        w_rec=w_rec, max_spikes=max_spikes, max_spikes_per_neuron=max_spikes_per_neuron,
+        solver=solver,
         stepsize_controller=stepsize_controller, root_finder=root_finder, dt0=dt0,
         max_steps=max_steps, adjoint=adjoint, checkpoints=checkpoints,
         max_segments=max_segments, throw=throw,
@@ -258,11 +272,9 @@ def simulate(
 
 
 def _simulate(
-    neuron, t1, inputs, w_in, *, w_rec, t0, y0, max_spikes, save_ts, solver,
-    stepsize_controller, root_finder, dt0, max_steps, adjoint, checkpoints,
-    max_segments, throw,
-) -> Simulation:  # fmt: skip
-    """`simulate` without pseudodynamics."""
+    neuron, t1, inputs, w_in, *, max_spikes, max_spikes_per_neuron, y0, throw, **kwargs
+) -> Simulation:
+    """`simulate` without pseudodynamics: the coupled loop, or one loop per neuron."""
     neuron = neuron.check()
     n = neuron.num_neurons
     if y0 is None:
@@ -272,6 +284,135 @@ def _simulate(
         raise ValueError(
             f"simulate: `y0` has shape {y0.shape}; expected ({n}, {neuron.state_size})."
         )
+    if not isinstance(max_spikes, int) or max_spikes < 1:
+        raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
+    if max_spikes_per_neuron is None:
+        sim, failed, unfinished = _run(
+            neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes, **kwargs
+        )
+        messages = [
+            (sim.overflow, f"simulate: more than max_spikes={max_spikes} spikes; the "
+             "spike buffer is full. Raise `max_spikes`."),
+        ]  # fmt: skip
+    else:
+        sim, failed, unfinished, neuron_overflow = _run_per_neuron(
+            neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes,
+            max_spikes_per_neuron=max_spikes_per_neuron, **kwargs,
+        )  # fmt: skip
+        messages = [
+            (neuron_overflow, "simulate: a neuron fired more than max_spikes_per_neuron="
+             f"{max_spikes_per_neuron} times. Raise `max_spikes_per_neuron`."),
+            (sim.overflow, f"simulate: more than max_spikes={max_spikes} spikes in the "
+             "population. Raise `max_spikes`."),
+        ]  # fmt: skip
+    messages += [
+        (failed, "simulate: a segment failed (event root find did not converge or the "
+         "solver hit max_steps); check the model parameters, tolerances or `max_steps`."),
+        (unfinished, "simulate: the event loop ran out of segments before t1; raise "
+         "`max_segments`."),
+    ]  # fmt: skip
+    out_t = sim.spikes.times
+    if throw:
+        for flag, message in messages:
+            out_t = eqx.error_if(out_t, flag, message)
+    else:
+        out_t = jnp.where(failed | unfinished, jnp.nan, out_t)
+    return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
+
+
+def _one_neuron_model(neuron: AbstractNeuron):
+    """The model as a template for one of its neurons, and the `vmap` axes of its
+    leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared."""
+    n = neuron.num_neurons
+
+    def axis(x):
+        if not eqx.is_array(x) or x.ndim == 0:
+            return None
+        if x.shape == (n,):
+            return 0
+        raise ValueError(
+            f"simulate: with `max_spikes_per_neuron`, every parameter of "
+            f"{type(neuron).__name__} must be a scalar or of shape ({n},); found one of "
+            f"shape {x.shape}."
+        )
+
+    single = copy.copy(neuron)
+    object.__setattr__(single, "num_neurons", 1)
+    return single, jax.tree_util.tree_map(axis, single)
+
+
+def _run_per_neuron(
+    neuron, t1, inputs, w_in, *, w_rec, y0, max_spikes, max_spikes_per_neuron, save_ts,
+    **kwargs,
+):  # fmt: skip
+    """Independent neurons, one event loop each (vmapped); the spikes merged."""
+    if w_rec is not None:
+        raise ValueError(
+            "simulate: `max_spikes_per_neuron` needs independent neurons; it cannot be "
+            "combined with recurrent weights `w_rec`."
+        )
+    k = max_spikes_per_neuron
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"simulate: `max_spikes_per_neuron` must be a positive int, got {k!r}.")
+    n = neuron.num_neurons
+    if inputs is not None:
+        if w_in is None:
+            raise ValueError("simulate: `inputs` were given without `w_in`.")
+        w_in = jnp.asarray(w_in)
+        if w_in.shape != (inputs.num_neurons, n):
+            raise ValueError(
+                f"simulate: `w_in` has shape {w_in.shape}; expected "
+                f"({inputs.num_neurons}, {n}) for {inputs.num_neurons} inputs and "
+                f"{n} neurons."
+            )
+        w_cols = w_in.T[:, :, None]
+    else:
+        w_cols = jnp.zeros((n, 0, 1), y0.dtype)
+    single, axes = _one_neuron_model(neuron)
+
+    def one(model, w_col, y0_i):
+        return _run(
+            model, t1, inputs, None if inputs is None else w_col, w_rec=None,
+            y0=y0_i[None], max_spikes=k, save_ts=save_ts, **kwargs,
+        )  # fmt: skip
+
+    sims, failed, unfinished = eqx.filter_vmap(one, in_axes=(axes, 0, 0))(single, w_cols, y0)
+    # merge the n buffers of k spikes into one sorted train of capacity max_spikes
+    times = sims.spikes.times.reshape(-1)
+    real = sims.spikes.neurons.reshape(-1) == 0
+    ids = jnp.where(real, jnp.repeat(jnp.arange(n, dtype=jnp.int32), k), n)
+    slopes = sims.slopes.reshape(-1)
+    if n * k < max_spikes:
+        pad = max_spikes - n * k
+        times = jnp.concatenate([times, jnp.full((pad,), jnp.inf, times.dtype)])
+        ids = jnp.concatenate([ids, jnp.full((pad,), n, jnp.int32)])
+        slopes = jnp.concatenate([slopes, jnp.full((pad,), jnp.inf, slopes.dtype)])
+    order = jnp.argsort(times, stable=True)[:max_spikes]
+    neuron_overflow = jnp.any(sims.overflow)
+    overflow = neuron_overflow | (jnp.sum(real) > max_spikes)
+    ys = None if sims.ys is None else jnp.moveaxis(sims.ys[:, :, 0], 0, 1)
+    sim = Simulation(
+        spikes=SpikeTrain(times[order], ids[order], n),
+        t0=sims.t0[0],
+        t1=sims.t1[0],
+        ts=None if sims.ts is None else sims.ts[0],
+        ys=ys,
+        y_final=sims.y_final[:, 0],
+        slopes=slopes[order],
+        overflow=overflow,
+        num_segments=jnp.sum(sims.num_segments),
+    )
+    return sim, jnp.any(failed), jnp.any(unfinished), neuron_overflow
+
+
+def _run(
+    neuron, t1, inputs, w_in, *, w_rec, t0, y0, max_spikes, save_ts, solver,
+    stepsize_controller, root_finder, dt0, max_steps, adjoint, checkpoints,
+    max_segments,
+):  # fmt: skip
+    """The coupled event loop; returns the simulation (without error checks) and
+    whether a segment failed and whether the loop ran out of segments."""
+    n = neuron.num_neurons
     dtype = y0.dtype
     if dtype != jnp.float64 and jax.config.jax_enable_x64:
         raise ValueError(
@@ -279,8 +420,6 @@ def _simulate(
             "handling then mixes precisions. Use float64 parameters and inputs, or run "
             "float32 with x64 disabled (JAX's default)."
         )
-    if not isinstance(max_spikes, int) or max_spikes < 1:
-        raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
     t0 = jnp.asarray(t0, dtype)
     t1 = jnp.asarray(t1, dtype)
     t1 = eqx.error_if(t1, ~(t1 > t0), "simulate: `t1` must be greater than `t0`.")
@@ -354,7 +493,13 @@ def _simulate(
         inner_max_steps = max_steps
     if root_finder is None:
         root_finder = BracketedNewton()
-    inner_adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    if adjoint is not None:
+        inner_adjoint = adjoint
+    elif exact:
+        # one step per segment: differentiate the step directly (no checkpointing)
+        inner_adjoint = diffrax.DirectAdjoint()
+    else:
+        inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
     forward = isinstance(inner_adjoint, diffrax.ForwardMode)
     t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
 
@@ -518,33 +663,8 @@ def _simulate(
         kind="lax" if forward else "checkpointed",
         checkpoints=None if forward else checkpoints,
     )
-    out_t = final.out_t
-    unfinished = ~final.done
-    if throw:
-        out_t = eqx.error_if(
-            out_t,
-            final.overflow,
-            f"simulate: more than max_spikes={max_spikes} spikes; the spike buffer is "
-            "full. Raise `max_spikes`.",
-        )
-        out_t = eqx.error_if(
-            out_t,
-            final.failed,
-            "simulate: a segment failed (event root find did not converge or the "
-            "solver hit max_steps); check the model parameters, tolerances or "
-            "`max_steps`.",
-        )
-        out_t = eqx.error_if(
-            out_t,
-            unfinished,
-            f"simulate: the event loop ran out of segments (max_segments={max_segments}) "
-            "before t1; raise `max_segments`.",
-        )
-    else:
-        bad = final.failed | unfinished
-        out_t = jnp.where(bad, jnp.nan, out_t)
-    spikes = SpikeTrain(out_t, final.out_i, n)
-    return Simulation(
+    spikes = SpikeTrain(final.out_t, final.out_i, n)
+    sim = Simulation(
         spikes=spikes,
         t0=t0,
         t1=t1,
@@ -555,3 +675,4 @@ def _simulate(
         overflow=final.overflow,
         num_segments=final.segments,
     )
+    return sim, final.failed, ~final.done

@@ -35,8 +35,9 @@ class _AbstractLayer(eqx.Module):
     w_in: eqx.AbstractVar[Float[Array, "inputs neurons"]]
     max_spikes: eqx.AbstractVar[int]
 
-    def _recurrent(self):
-        return None
+    def _loop_options(self) -> dict[str, Any]:
+        """Options of `simulate` that depend on the layer type."""
+        return {}
 
     def __call__(
         self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0, **kwargs: Any
@@ -62,9 +63,9 @@ class _AbstractLayer(eqx.Module):
             t1,
             inputs,
             self.w_in,
-            w_rec=self._recurrent(),
             t0=t0,
             max_spikes=self.max_spikes,
+            **self._loop_options(),
             **kwargs,
         )
 
@@ -76,6 +77,10 @@ class SpikingLayer(_AbstractLayer):
 
     - `num_inputs`, `num_neurons`: sizes.
     - `max_spikes`: capacity of the layer's output spike buffer.
+    - `max_spikes_per_neuron`: if given, each neuron is simulated by its own event
+      loop (the neurons of a feed-forward layer are independent) with room for this
+      many spikes: the same spikes and gradients, much faster for wide layers (see
+      [`spikeode.simulate`][]). `None`: one loop for the whole layer.
     - `neuron`: the model (default `LIF(num_neurons)` with its defaults).
     - `w_mean`, `w_std`: the input weights are drawn from a normal distribution
       with this mean and standard deviation.
@@ -86,6 +91,7 @@ class SpikingLayer(_AbstractLayer):
     neuron: AbstractNeuron
     w_in: Float[Array, "inputs neurons"]
     max_spikes: int = eqx.field(static=True)
+    max_spikes_per_neuron: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -93,6 +99,7 @@ class SpikingLayer(_AbstractLayer):
         num_neurons: int,
         *,
         max_spikes: int,
+        max_spikes_per_neuron: int | None = None,
         neuron: AbstractNeuron | None = None,
         w_mean: float = 0.0,
         w_std: float = 1.0,
@@ -102,6 +109,10 @@ class SpikingLayer(_AbstractLayer):
         self.neuron, dtype = _population("SpikingLayer", neuron, num_neurons, dtype)
         self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
         self.max_spikes = max_spikes
+        self.max_spikes_per_neuron = max_spikes_per_neuron
+
+    def _loop_options(self):
+        return dict(max_spikes_per_neuron=self.max_spikes_per_neuron)
 
 
 class RecurrentLayer(_AbstractLayer):
@@ -140,8 +151,8 @@ class RecurrentLayer(_AbstractLayer):
         )
         self.max_spikes = max_spikes
 
-    def _recurrent(self):
-        return self.w_rec
+    def _loop_options(self):
+        return dict(w_rec=self.w_rec)
 
 
 class Sequential(eqx.Module):

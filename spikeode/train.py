@@ -157,6 +157,8 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
             SpikingLayer(
                 num_inputs, config.hidden, neuron=lif(config.hidden),
                 max_spikes=config.hidden_spikes_per_neuron * config.hidden,
+                # independent neurons: one event loop each (the same spikes, faster)
+                max_spikes_per_neuron=config.hidden_spikes_per_neuron,
                 w_mean=config.w_hidden[0], w_std=config.w_hidden[1], dtype=dtype, key=k1,
             ),
             SpikingLayer(
