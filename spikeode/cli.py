@@ -54,19 +54,56 @@ def _positive_float(text):
     return value
 
 
+_FIXED = ("task", "dtype", "seed", "out", "epochs", "batch_size", "lr", "hidden")
+
+
+def _settings(items: list[str]) -> dict:
+    """`FIELD=VALUE` strings as `TrainConfig` fields, each VALUE parsed as JSON (so
+    numbers, strings in quotes and lists for pairs such as `w_out=[0.9,0.1]`)."""
+    from .train import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        if name not in fields or name in _FIXED:
+            allowed = sorted(set(fields) - set(_FIXED))
+            raise ValueError(f"--set: unknown or dedicated field {name!r}; one of {allowed}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"--set {name}: {text!r} is not a number, list or quoted string")
+        default = fields[name].default
+        if isinstance(default, tuple):
+            if not (isinstance(value, list) and len(value) == len(default)):
+                raise ValueError(f"--set {name}: expected a list of {len(default)} numbers")
+            value = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(default):
+            raise ValueError(
+                f"--set {name}: expected a {type(default).__name__}, got {text!r}"
+            )
+        out[name] = value
+    return out
+
+
 def _train(args) -> int:
     from .train import TrainConfig, fit
 
     config = TrainConfig.for_task(args.task)
     given = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden)
-    config = dataclasses.replace(
-        config,
-        **{k: v for k, v in given.items() if v is not None},
-        dtype=args.dtype,
-        seed=args.seed,
-        out=args.out or f"runs/{args.task}",
-    )
     try:
+        config = dataclasses.replace(
+            config,
+            **_settings(args.set or []),
+            **{k: v for k, v in given.items() if v is not None},
+            dtype=args.dtype,
+            seed=args.seed,
+            out=args.out or f"runs/{args.task}",
+        )
         config.validate()
     except ValueError as e:
         print(f"spikeode train: {e}", file=sys.stderr)
@@ -122,6 +159,11 @@ def main(argv=None) -> int:
     t.add_argument("--out", help="output folder (default runs/TASK)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--set", action="append", metavar="FIELD=VALUE",
+        help="any other field of spikeode.train.TrainConfig, e.g. --set silent_weight=0.1 "
+        "--set w_out=[0.9,0.1] (repeatable)",
+    )  # fmt: skip
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on its task's test split")

@@ -99,6 +99,48 @@ def missing_spike_loss(
     return jnp.take_along_axis(gap, index, -1)[..., 0]
 
 
+def silent_neuron_loss(
+    train: SpikeTrain,
+    v_final: Float[Array, "batch neurons"],
+    *,
+    threshold: ArrayLike = 1.0,
+) -> Float[Array, ""]:
+    r"""A gradient for neurons that fired for no sample of a batch (dead hidden
+    neurons): their mean distance to threshold at the end of the trial,
+
+    $$\frac{1}{B N}\sum_{b}\sum_{i\ \mathrm{silent}} \max(0,\ \vartheta - v_{b,i}(t_1)),$$
+
+    where neuron $i$ is silent if it fired for none of the $B$ samples and $N$ is the
+    number of neurons. A silent neuron has no spike times, so no loss of spike times
+    gives it a gradient and it stays silent for good; its final voltage depends
+    smoothly on its input weights, and raising it brings the neuron back (unlike
+    count-based activity regularisers, whose gradient is zero). Zero when every
+    neuron fired for some sample.
+
+    **Arguments:**
+
+    - `train`: the layer's spikes for a batch (leading axis: samples).
+    - `v_final`: the layer's voltages at the end of the trial, shape `(batch,
+      neurons)` (`Simulation.y_final[..., 0]` for `LIF`).
+    - `threshold`: the firing threshold.
+
+    **Returns:** the loss (a scalar).
+    """
+    name = "silent_neuron_loss"
+    _check_train(name, train)
+    v_final = jnp.asarray(v_final)
+    counts = train.counts()
+    if counts.ndim != 2 or v_final.shape != counts.shape:
+        raise ValueError(
+            f"{name}: expected a batch of trains, shape (batch, neurons), and `v_final` "
+            f"of the same shape; got trains of shape {counts.shape} and `v_final` of "
+            f"shape {v_final.shape}."
+        )
+    silent = jnp.all(counts == 0, axis=0)
+    gap = jnp.where(silent, jnp.maximum(0.0, threshold - v_final), 0.0)
+    return jnp.mean(gap)
+
+
 def first_spike_prediction(train: SpikeTrain) -> Int[Array, "*batch"]:
     """Index of the earliest-firing neuron (ties and all-silent: the lowest index)."""
     return jnp.argmin(train.first_spike_times(), axis=-1)

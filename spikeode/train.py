@@ -33,7 +33,13 @@ class TrainConfig:
     output neuron fires by itself before `t1`), `missing_weight` (weight of
     [`spikeode.losses.missing_spike_loss`][]: a correct output neuron that stayed
     silent is pulled towards threshold through its voltage at `t1`, since it has no
-    spike time to carry a gradient), `hidden_bump` (after every step, the input
+    spike time to carry a gradient), `silent_weight` (weight of
+    [`spikeode.losses.silent_neuron_loss`][] on each hidden layer: hidden neurons
+    that fired for no sample of the batch are pulled towards threshold through their
+    voltage at `t1`), `weight_decay` (decoupled weight decay of AdamW; 0: Adam),
+    `input_jitter` (standard deviation of Gaussian noise added to the training
+    inputs' spike times) and `input_dropout` (probability of deleting each training
+    input spike), data augmentations against overfitting, `hidden_bump` (after every step, the input
     weights of hidden neurons that fired for no sample of the batch grow by this
     much: the exact gradient cannot revive a silent neuron either), the
     spike capacities `hidden_spikes_per_neuron` and `output_spikes` (0: one per
@@ -66,6 +72,10 @@ class TrainConfig:
     output_bias: float = 0.0
     hidden_bump: float = 0.0
     missing_weight: float = 1.0
+    silent_weight: float = 0.0
+    weight_decay: float = 0.0
+    input_jitter: float = 0.0
+    input_dropout: float = 0.0
     hidden_spikes_per_neuron: int = 3
     output_spikes: int = 0
     select: str = "validation"
@@ -91,10 +101,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 problems.append(f"{name} must be a positive number, got {value!r}")
-        for name in ("hidden_bump", "missing_weight", "output_bias"):
+        for name in ("hidden_bump", "missing_weight", "silent_weight", "output_bias",
+                     "weight_decay", "input_jitter", "input_dropout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
                 problems.append(f"{name} must be a non-negative number, got {value!r}")
+        if not (0 <= self.input_dropout < 1):
+            problems.append(f"input_dropout must lie in [0, 1), got {self.input_dropout!r}")
         if self.select not in SELECT_RULES:
             problems.append(f"select must be one of {list(SELECT_RULES)}, got {self.select!r}")
         if self.dtype not in ("float32", "float64"):
@@ -187,7 +200,12 @@ def _optimiser(config: TrainConfig, steps_per_epoch: int):
     import optax
 
     schedule = optax.exponential_decay(config.lr, steps_per_epoch, config.lr_decay)
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(schedule))
+    adam = (
+        optax.adamw(schedule, weight_decay=config.weight_decay)
+        if config.weight_decay
+        else optax.adam(schedule)
+    )
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), adam)
 
 
 def _per_sample(params, static, config: TrainConfig, x, y):
@@ -203,18 +221,25 @@ def _per_sample(params, static, config: TrainConfig, x, y):
     if config.missing_weight:
         v_final = sims[-1].y_final[:, 0]
         loss = loss + config.missing_weight * missing_spike_loss(out, v_final, y, threshold=1.0)
-    hidden_counts = tuple(sim.spikes.counts() for sim in sims[:-1])
-    return loss, (first_spike_prediction(out), hidden_counts)
+    hidden = tuple((sim.spikes, sim.y_final[:, 0]) for sim in sims[:-1])
+    return loss, (first_spike_prediction(out), hidden)
 
 
 def _batch_loss(params, static, config, x, y):
     import jax
     import jax.numpy as jnp
 
-    losses, (preds, hidden_counts) = jax.vmap(_per_sample, in_axes=(None, None, None, 0, 0))(
+    from .losses import silent_neuron_loss
+
+    losses, (preds, hidden) = jax.vmap(_per_sample, in_axes=(None, None, None, 0, 0))(
         params, static, config, x, y
     )
-    return jnp.mean(losses), (jnp.mean(preds == y), hidden_counts)
+    loss = jnp.mean(losses)
+    if config.silent_weight:
+        for spikes, v_final in hidden:
+            loss = loss + config.silent_weight * silent_neuron_loss(spikes, v_final)
+    hidden_counts = tuple(spikes.counts() for spikes, _ in hidden)
+    return loss, (jnp.mean(preds == y), hidden_counts)
 
 
 def _bump_silent(params, hidden_counts, bump):
@@ -240,6 +265,7 @@ def _bump_silent(params, hidden_counts, bump):
 def _compiled():
     import equinox as eqx
     import jax
+    import jax.numpy as jnp
     import optax
 
     @eqx.filter_jit
@@ -255,8 +281,11 @@ def _compiled():
 
     @eqx.filter_jit
     def evaluate(params, x, y, static, config):
-        loss, (acc, _) = _batch_loss(params, static, config, x, y)
-        return loss, acc
+        loss, (acc, hidden_counts) = _batch_loss(params, static, config, x, y)
+        # fraction of hidden neurons that fired for none of the samples
+        silent = [jnp.all(c == 0, axis=0) for c in hidden_counts]
+        silent = jnp.mean(jnp.concatenate(silent)) if silent else jnp.zeros(())
+        return loss, acc, silent
 
     @eqx.filter_jit
     def simulate_all(params, x, static, config):
@@ -297,11 +326,14 @@ class _Trainer:
         )
         return loss, acc
 
-    def evaluate(self, x, y):
-        return _COMPILED[1](self.params, x, y, self.static, self._key)
+    def evaluate(self, x, y, *, activity: bool = False):
+        """`(loss, accuracy)` on `(x, y)`; with `activity`, also the fraction of hidden
+        neurons that fired for no sample."""
+        out = _COMPILED[1](self.params, x, y, self.static, self._key)
+        return out if activity else out[:2]
 
     def evaluate_selected(self, x, y):
-        return _COMPILED[1](self.selected_params, x, y, self.static, self._key)
+        return _COMPILED[1](self.selected_params, x, y, self.static, self._key)[:2]
 
     def simulate_all(self, x, params=None):
         params = self.params if params is None else params
@@ -419,6 +451,33 @@ def _batches(num: int, batch_size: int, seed: int, epoch: int):
         yield perm[i : i + batch_size]
 
 
+def _augment(x, config: TrainConfig, epoch: int, step: int):
+    """Data augmentation of a training batch's input spikes against overfitting:
+    Gaussian noise of standard deviation `config.input_jitter` on the spike times
+    (kept at or after 0) and deletion of each spike with probability
+    `config.input_dropout`; the result is re-sorted. The noise is a function of
+    (seed, epoch, step), so a resumed run sees the same."""
+    if not (config.input_jitter or config.input_dropout):
+        return x
+    import jax.numpy as jnp
+
+    from ._spikes import SpikeTrain
+
+    rng = np.random.default_rng([config.seed, epoch, step])
+    times = np.asarray(x.times)
+    ids = np.asarray(x.neurons)
+    noise = rng.normal(0.0, config.input_jitter, times.shape) if config.input_jitter else 0.0
+    real = np.isfinite(times)
+    times = np.where(real, np.maximum(times + noise, 0.0), times)
+    if config.input_dropout:
+        drop = real & (rng.random(times.shape) < config.input_dropout)
+        times = np.where(drop, np.inf, times)
+        ids = np.where(drop, x.num_neurons, ids)
+    return SpikeTrain(
+        jnp.asarray(times, x.times.dtype), jnp.asarray(ids, x.neurons.dtype), x.num_neurons
+    ).sorted()
+
+
 def _take(tree, idx):
     import jax
 
@@ -501,9 +560,10 @@ def fit(
             else None
         )
         first_step = None
-        for idx in _batches(n_train, config.batch_size, config.seed, epoch):
+        for step, idx in enumerate(_batches(n_train, config.batch_size, config.seed, epoch)):
             t_step = time.perf_counter()
-            loss, acc = trainer.train_step(_take(x_train, idx), y_train_j[idx])
+            x = _augment(_take(x_train, idx), config, epoch, step)
+            loss, acc = trainer.train_step(x, y_train_j[idx])
             losses.append(float(loss))
             accs.append(float(acc))
             if first_step is None:
@@ -522,10 +582,11 @@ def fit(
         if val is not None:
             val_loss, val_acc = trainer.evaluate(val[0], jnp.asarray(val[1]))
             row.update(val_loss=float(val_loss), val_acc=float(val_acc))
-        test_loss, test_acc = trainer.evaluate(x_test, y_test_j)
+        test_loss, test_acc, silent = trainer.evaluate(x_test, y_test_j, activity=True)
         row.update(
             test_loss=float(test_loss),
             test_acc=float(test_acc),
+            hidden_silent=float(silent),
             epoch_seconds=train_time,
             first_step_seconds=first_step,
         )
@@ -538,7 +599,8 @@ def fit(
         log(
             f"epoch {epoch + 1:3d}: train loss {row['train_loss']:.4f} acc "
             f"{row['train_acc']:.4f} | {val_text}test loss {row['test_loss']:.4f} acc "
-            f"{row['test_acc']:.4f} | {train_time:.1f} s"
+            f"{row['test_acc']:.4f} | silent hidden {100 * row['hidden_silent']:.0f} % | "
+            f"{train_time:.1f} s"
         )
     selected = trainer.selected
     if selected is not None and rule == "validation":

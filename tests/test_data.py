@@ -292,8 +292,14 @@ def test_xor_spikes():
 # -------------------------------------------------------------------------- digits
 def test_digits_split_and_stratification():
     pytest.importorskip("sklearn")
-    x_train, y_train = data.digits("train")
+    x_fit, y_fit = data.digits("train")
+    x_val, y_val = data.digits("validation")
     x_test, y_test = data.digits("test")
+    assert len(y_val) == 216 and len(y_fit) == 1222
+    # validation: 15 % of each class of the non-test samples
+    rest = np.bincount(np.concatenate([y_fit, y_val]), minlength=10)
+    np.testing.assert_array_equal(np.bincount(y_val, minlength=10), np.floor(0.15 * rest + 0.5))
+    x_train, y_train = np.concatenate([x_fit, x_val]), np.concatenate([y_fit, y_val])
     assert x_train.shape[1] == x_test.shape[1] == 64
     assert len(x_train) + len(x_test) == 1797
     assert len(y_train) == len(x_train) and len(y_test) == len(x_test)
@@ -321,7 +327,7 @@ def test_digits_split_and_stratification():
     with pytest.raises(ValueError, match="test_fraction"):
         data.digits("test", test_fraction=1.0)
     with pytest.raises(ValueError, match="unknown split"):
-        data.digits("validation")
+        data.digits("valid")
 
 
 def test_digits_spikes():

@@ -137,6 +137,24 @@ def test_missing_spike_loss_only_for_silent_label_neuron():
         losses.missing_spike_loss(train, v, jnp.array(3))
 
 
+def test_silent_neuron_loss_only_for_neurons_silent_on_the_whole_batch():
+    # neuron 0 fires in sample 1, neuron 1 never (v below threshold), neuron 2 never
+    # but ends above threshold (no gap)
+    batch = _stack(_train([[], [], []]), _train([[0.01], [], []]))
+    v = jnp.array([[0.2, 0.4, 1.1], [0.3, 0.8, 1.3]])
+    got = losses.silent_neuron_loss(batch, v, threshold=1.0)
+    np.testing.assert_allclose(got, (0.6 + 0.2) / 6, rtol=1e-12)
+    g = jax.grad(lambda v: losses.silent_neuron_loss(batch, v))(v)
+    np.testing.assert_allclose(g, [[0, -1 / 6, 0], [0, -1 / 6, 0]], rtol=1e-12)
+    # minimal (zero) when every neuron fired for some sample
+    busy = _stack(_train([[0.01], [0.02], []]), _train([[], [], [0.03]]))
+    assert float(losses.silent_neuron_loss(busy, v)) == 0.0
+    with pytest.raises(ValueError, match="v_final"):
+        losses.silent_neuron_loss(batch, v[:, :2])
+    with pytest.raises(ValueError, match="batch"):
+        losses.silent_neuron_loss(_train([[], [], []]), v[0])
+
+
 # ----------------------------------------------------------------- max_voltage_loss
 
 

@@ -163,3 +163,45 @@ def test_config_validation():
         dataclasses.replace(SMALL, select="test").validate()
     with pytest.raises(ValueError, match="hidden_bump must be a non-negative"):
         dataclasses.replace(SMALL, hidden_bump=-0.1).validate()
+    for name in ("silent_weight", "weight_decay", "input_jitter"):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative"):
+            dataclasses.replace(SMALL, **{name: -1.0}).validate()
+
+
+def test_input_augmentation_is_reproducible_sorted_and_nonnegative():
+    from spikeode.data import yinyang_spikes
+    from spikeode.train import _augment, _take
+
+    x, _ = yinyang_spikes("test", 0.0, 0.03, 0.0)
+    x = _take(x, np.arange(64))
+    config = dataclasses.replace(SMALL, input_jitter=0.002)
+    a, b = _augment(x, config, 3, 5), _augment(x, config, 3, 5)
+    np.testing.assert_array_equal(a.times, b.times)
+    assert not np.array_equal(a.times, _augment(x, config, 3, 6).times)
+    t = np.asarray(a.times)
+    assert np.all(t >= 0) and np.all(np.diff(t, axis=-1) >= 0)
+    # the same spikes, moved: per-neuron counts unchanged, moves of about 2 ms
+    np.testing.assert_array_equal(a.counts(), x.counts())
+    moved = np.sort(t, -1) - np.sort(np.asarray(x.times), -1)
+    assert 0.001 < np.std(moved[np.asarray(x.times) > 0.005]) < 0.003
+    assert _augment(x, SMALL, 3, 5) is x
+    # dropout deletes about the given fraction of spikes (padding moves last)
+    dropped = _augment(x, dataclasses.replace(SMALL, input_dropout=0.3), 3, 5)
+    kept = float(np.sum(dropped.counts())) / float(np.sum(x.counts()))
+    assert 0.6 < kept < 0.8
+    assert np.all(np.isinf(np.asarray(dropped.times)[~np.asarray(dropped.valid)]))
+    with pytest.raises(ValueError, match=r"input_dropout must lie in \[0, 1\)"):
+        dataclasses.replace(SMALL, input_dropout=1.0).validate()
+
+
+def test_cli_set_option_errors(capsys):
+    for args, message in [
+        (["--set", "foo=1"], "unknown or dedicated field 'foo'"),
+        (["--set", "lr=0.1"], "unknown or dedicated field 'lr'"),
+        (["--set", "lr_decay"], "expects FIELD=VALUE"),
+        (["--set", "w_out=[1]"], "list of 2 numbers"),
+        (["--set", "select=3"], "expected a str"),
+        (["--set", "silent_weight=-1"], "silent_weight must be a non-negative"),
+    ]:
+        assert cli.main(["train", "yinyang", *args]) == 2
+        assert message in capsys.readouterr().err

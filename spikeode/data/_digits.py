@@ -10,7 +10,9 @@ import numpy as np
 
 from ._encoding import _check_split, _encode_with_bias
 
-DIGITS_SPLITS = ("train", "test")
+DIGITS_SPLITS = ("train", "validation", "test")
+# fraction of each class of the non-test samples held out for validation
+VALIDATION_FRACTION = 0.15
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,12 +55,15 @@ def digits(
     downloaded. The pixels (integers 0..16) are divided by 16. The split is made per
     class: with `rng = numpy.random.RandomState(seed)`, the samples of each class (in
     increasing class order) are permuted and the first
-    `round(test_fraction * class_size)` (halves rounded up) go to the test set. Both
-    sets keep the original order of the samples.
+    `round(test_fraction * class_size)` (halves rounded up) go to the test set. The
+    same rule, with `RandomState(seed + 1)` and a fraction of 0.15, splits the rest
+    into validation and training sets. All sets keep the original order of the
+    samples.
 
     **Arguments:**
 
-    - `split`: `"train"` or `"test"`.
+    - `split`: `"train"`, `"validation"` or `"test"` (1223, 215 and 359 samples by
+      default).
     - `test_fraction`: fraction of every class that goes to the test set, in `(0, 1)`.
     - `seed`: seed of the split.
 
@@ -74,7 +79,12 @@ def digits(
         )
     features, labels = _load()
     test = _stratified_test_indices(labels, float(test_fraction), int(seed))
-    keep = test if split == "test" else ~test
+    if split == "test":
+        return features[test].copy(), labels[test].copy()
+    # the validation split: the same stratified rule applied to the rest
+    rest = np.flatnonzero(~test)
+    held = _stratified_test_indices(labels[rest], VALIDATION_FRACTION, int(seed) + 1)
+    keep = rest[held] if split == "validation" else rest[~held]
     return features[keep].copy(), labels[keep].copy()
 
 

@@ -51,6 +51,10 @@ def _digits(dtype):
     )
 
 
+def _digits_validation(dtype):
+    return digits_spikes("validation", T_MIN, T_MAX, bias_time=BIAS, dtype=dtype)
+
+
 def _randman(dtype):
     common = dict(num_classes=10, num_inputs=20, bias_time=BIAS, dtype=dtype)
     return (
@@ -67,6 +71,7 @@ TASKS: dict[str, Task] = {
         # measured: output bias 92.2 % test, missing-spike term without bias 84.7 %
         dict(hidden=100, epochs=30, w_hidden=(0.3, 0.15), w_out=(0.3, 0.1),
              output_bias=1.2, missing_weight=0.0),
+        load_validation=_digits_validation,
     ),
     "randman": Task("randman", 10, _randman),
 }
