@@ -320,6 +320,19 @@ def _simulate(
     return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
 
 
+def _checked_w_in(inputs: SpikeTrain, w_in, n: int) -> Array:
+    """`w_in` as an array, after checking it fits the inputs and `n` neurons."""
+    if w_in is None:
+        raise ValueError("simulate: `inputs` were given without `w_in`.")
+    w_in = jnp.asarray(w_in)
+    if w_in.shape != (inputs.num_neurons, n):
+        raise ValueError(
+            f"simulate: `w_in` has shape {w_in.shape}; expected ({inputs.num_neurons}, "
+            f"{n}) for {inputs.num_neurons} inputs and {n} neurons."
+        )
+    return w_in
+
+
 def _one_neuron_model(neuron: AbstractNeuron):
     """The model as a template for one of its neurons, and the `vmap` axes of its
     leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared."""
@@ -356,16 +369,7 @@ def _run_per_neuron(
         raise ValueError(f"simulate: `max_spikes_per_neuron` must be a positive int, got {k!r}.")
     n = neuron.num_neurons
     if inputs is not None:
-        if w_in is None:
-            raise ValueError("simulate: `inputs` were given without `w_in`.")
-        w_in = jnp.asarray(w_in)
-        if w_in.shape != (inputs.num_neurons, n):
-            raise ValueError(
-                f"simulate: `w_in` has shape {w_in.shape}; expected "
-                f"({inputs.num_neurons}, {n}) for {inputs.num_neurons} inputs and "
-                f"{n} neurons."
-            )
-        w_cols = w_in.T[:, :, None]
+        w_cols = _checked_w_in(inputs, w_in, n).T[:, :, None]
     else:
         w_cols = jnp.zeros((n, 0, 1), y0.dtype)
     single, axes = _one_neuron_model(neuron)
@@ -435,15 +439,7 @@ def _run(
                 "simulate: `inputs` must be one unbatched SpikeTrain; use jax.vmap "
                 f"for batches (got times of shape {inputs.times.shape})."
             )
-        if w_in is None:
-            raise ValueError("simulate: `inputs` were given without `w_in`.")
-        w_in = jnp.asarray(w_in)
-        if w_in.shape != (inputs.num_neurons, n):
-            raise ValueError(
-                f"simulate: `w_in` has shape {w_in.shape}; expected "
-                f"({inputs.num_neurons}, {n}) for {inputs.num_neurons} inputs and "
-                f"{n} neurons."
-            )
+        w_in = _checked_w_in(inputs, w_in, n)
         inputs = inputs.validate(t0=t0)
         in_times = jnp.concatenate([inputs.times.astype(dtype), jnp.full((1,), jnp.inf, dtype)])
         in_ids = jnp.concatenate([inputs.neurons, jnp.full((1,), inputs.num_neurons, jnp.int32)])
