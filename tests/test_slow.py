@@ -40,3 +40,30 @@ def test_benchmark_quick_runs_and_agrees():
     report = json.loads(proc.stdout)
     for path in ("default", "tsit5"):
         assert report["paths"][path]["vs_reference"]["same_spike_train"]
+
+
+@pytest.mark.slow
+def test_scaling_study_quick_runs(tmp_path):
+    """`benchmarks/scaling.py --quick`: every sweep runs and both gradient settings
+    agree."""
+    out = tmp_path / "scaling.json"
+    subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "scaling.py"), "--quick",
+         "--no-plot", "--out", str(out)],
+        check=True, capture_output=True, text=True,
+    )
+    report = json.loads(out.read_text())
+    assert report["points"], report
+
+
+@pytest.mark.slow
+def test_peer_benchmark_runs_for_spikeode():
+    """`benchmarks/peers.py` for spikeode alone (the peers live in a separate venv)."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "peers.py"), "--epochs", "1",
+         "--libraries", "spikeode", "--skip", "recurrent"],
+        check=True, capture_output=True, text=True,
+    )
+    report = json.loads(proc.stdout)
+    assert report["yinyang"]["spikeode"]["status"] == "ok", report["yinyang"]
+    assert report["spike_time"]["spikeode"]["float64"]["abs_error_s"] < 1e-12
