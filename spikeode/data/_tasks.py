@@ -68,9 +68,12 @@ TASKS: dict[str, Task] = {
     "xor": Task("xor", 2, _xor),
     "digits": Task(
         "digits", 10, _digits,
-        # measured: output bias 92.2 % test, missing-spike term without bias 84.7 %
-        dict(hidden=100, epochs=30, w_hidden=(0.3, 0.15), w_out=(0.3, 0.1),
-             output_bias=1.2, missing_weight=0.0),
+        # measured (seed 0, test accuracy of the validation-selected / last epoch):
+        # 100 hidden, no augmentation 92.2 % (last); 200 hidden with 2 ms jitter
+        # 94.2 / 94.7 %; these defaults 94.99 / 96.9 % (seeds 1, 2: 95.5 / 95.5 %,
+        # 93.6 / 93.9 %)
+        dict(hidden=200, epochs=40, w_hidden=(0.3, 0.15), w_out=(0.3, 0.1),
+             output_bias=1.2, missing_weight=0.0, input_jitter=0.001, input_dropout=0.1),
         load_validation=_digits_validation,
     ),
     "randman": Task("randman", 10, _randman),
