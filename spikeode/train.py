@@ -39,9 +39,9 @@ class TrainConfig:
     voltage at `t1`), `weight_decay` (decoupled weight decay of AdamW; 0: Adam),
     `input_jitter` (standard deviation of Gaussian noise added to the training
     inputs' spike times) and `input_dropout` (probability of deleting each training
-    input spike), data augmentations against overfitting, `hidden_bump` (after every step, the input
-    weights of hidden neurons that fired for no sample of the batch grow by this
-    much: the exact gradient cannot revive a silent neuron either), the
+    input spike), data augmentations against overfitting, `hidden_bump` (after every
+    step, the input weights of hidden neurons that fired for no sample of the batch
+    grow by this much: the exact gradient cannot revive a silent neuron either), the
     spike capacities `hidden_spikes_per_neuron` and `output_spikes` (0: one per
     output neuron, enough when `output_refractory` exceeds `t1`); `select`: which
     epoch's parameters are the result, `"validation"` (the best validation accuracy,
