@@ -1,0 +1,427 @@
+"""Mostafa (2017): non-leaky neurons, first spikes in z = exp(t), trained two ways.
+
+Mostafa's neuron (`spikeode.NonLeakyIF` with `tau_syn = 1`, threshold 1) integrates
+exponentially decaying synaptic currents without leak: on the causal set `C` of
+inputs that arrived before its first spike, `v(t) = sum_C w_i (1 - exp(-(t - t_i)))`,
+so its first spike time solves
+
+    z_out = exp(t_out) = sum_C w_i z_i / (sum_C w_i - 1),    z_i = exp(t_i):
+
+a piecewise-linear map in the z domain. Here the same 2-layer network (every neuron
+fires at most once) is trained from the same initial weights two ways:
+
+(a) through an independent plain-JAX implementation of that map (sort the inputs,
+    cumulative sums over the prefixes, pick the first prefix whose candidate spike
+    lies between its last input and the next one), and
+(b) through spikeode's general event loop (`nn.Sequential` of `nn.SpikingLayer`s of
+    `NonLeakyIF` neurons, spike times differentiated by the implicit function theorem).
+
+Loss (Mostafa): the cross-entropy of `softmax(-z_out)` plus a penalty
+`K * sum_j max(0, 1 - sum_i w_ij)` that keeps each neuron's weight sum above 1 (so
+that it fires). Tasks: XOR (3-4-2: two inputs and a bias spike at 0; a 1 spikes at
+0, a 0 at 1) and scikit-learn's 8x8 digits (65-H-10, latency code in [0, 3], bias
+spike at 0). It checks that both paths give the same gradients at initialisation
+(float64, relative difference ~1e-13) and the same training curves, and times both.
+
+    python examples/mostafa.py            # full run (a few minutes), writes
+                                          # docs/figures/mostafa.png and .json
+    python examples/mostafa.py --fast     # XOR + a gradient check on a few digits
+
+`run(fast=...)` returns the numbers (tests/test_reproductions.py uses `--fast`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # before any array is created
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import spikeode as so  # noqa: E402
+from spikeode._closed_forms import mostafa_first_spike  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+T1 = 8.0  # trial end: a neuron that has not fired by then is silent (z = e^8 ~ 2981)
+Z_MAX = float(np.exp(T1))
+PENALTY = 1.0  # K of the weight-sum penalty
+
+
+# ---------------------------------------------------------------------------------
+# (a) the closed form in the z domain, plain JAX
+def closed_form_layer(z_in, w, z_max=Z_MAX):
+    """First output spikes in the z domain of one layer of Mostafa's neurons.
+
+    `z_in`: `(n_in,)` input spikes `exp(t_i)`, `+inf` for an input that did not
+    spike; `w`: `(n_in, n_out)`. Returns `(n_out,)`, `+inf` for neurons that do not
+    fire before `z_max`. For each prefix `k` of the time-sorted inputs the candidate
+    is `A_k / (W_k - 1)` (`W_k`, `A_k` the cumulative sums of `w_i` and `w_i z_i`); it
+    is the spike if `W_k > 1`, `A_k > 0` and it lies in `[z_k, z_{k+1})`: the voltage
+    `W_k - A_k/z` is continuous and monotone on each interval, so the first interval
+    with a crossing holds the first spike."""
+    order = jnp.argsort(z_in)
+    zs = z_in[order]
+    finite = jnp.isfinite(zs)
+    zs0 = jnp.where(finite, zs, 0.0)
+    ws = jnp.where(finite[:, None], w[order], 0.0)
+    W = jnp.cumsum(ws, axis=0)
+    A = jnp.cumsum(ws * zs0[:, None], axis=0)
+    ok = (W > 1.0) & (A > 0.0)
+    cand = A / jnp.where(ok, W - 1.0, 1.0)
+    z_next = jnp.concatenate([zs[1:], jnp.full((1,), jnp.inf, zs.dtype)])
+    valid = ok & finite[:, None] & (cand >= zs[:, None]) & (cand < z_next[:, None])
+    k = jnp.argmax(valid, axis=0)  # first valid prefix
+    z = jnp.take_along_axis(cand, k[None, :], axis=0)[0]
+    fires = jnp.any(valid, axis=0) & (z < z_max)
+    return jnp.where(fires, z, jnp.inf)
+
+
+def closed_form_forward(params, z_in):
+    """Output z of the 2-layer network for one sample (silent outputs: `Z_MAX`)."""
+    w1, w2 = params
+    z_hidden = closed_form_layer(z_in, w1)
+    z_out = closed_form_layer(z_hidden, w2)
+    return jnp.where(jnp.isfinite(z_out), z_out, Z_MAX), z_hidden
+
+
+# ---------------------------------------------------------------------------------
+# (b) the general event loop
+def make_network(num_inputs, num_hidden, num_outputs):
+    """Two `SpikingLayer`s of `NonLeakyIF` neurons (tau_syn = 1, threshold 1) whose
+    refractory period outlasts the trial: each neuron fires at most once, its first
+    spike, as in Mostafa's network. One event loop per neuron (`max_spikes_per_neuron`).
+    The weights are placeholders: `event_forward` sets them."""
+    key = jax.random.PRNGKey(0)
+
+    def layer(n_in, n):
+        neuron = so.NonLeakyIF(n, tau_syn=1.0, threshold=1.0, refractory_period=4 * T1)
+        return so.nn.SpikingLayer(n_in, n, max_spikes=n, max_spikes_per_neuron=1,
+                                  neuron=neuron, key=key)
+
+    return so.nn.Sequential([layer(num_inputs, num_hidden), layer(num_hidden, num_outputs)])
+
+
+def event_forward(net, params, x):
+    """Output z of the same network through the event loop for one input train."""
+    net = eqx.tree_at(lambda m: (m.layers[0].w_in, m.layers[1].w_in), net, tuple(params))
+    sims = net(x, T1)
+    t_out = so.losses.first_spike_times(sims[-1].spikes, t_silent=T1)  # silent: T1, no grad
+    return jnp.exp(t_out), sims[0].spikes.first_spike_times()
+
+
+# ---------------------------------------------------------------------------------
+def mostafa_loss(z_out, labels, params):
+    """Mean cross-entropy of softmax(-z_out) plus the weight-sum penalty."""
+    ce = z_out[jnp.arange(len(labels)), labels] + jax.nn.logsumexp(-z_out, axis=-1)
+    penalty = sum(jnp.sum(jax.nn.relu(1.0 - w.sum(axis=0))) for w in params)
+    return jnp.mean(ce) + PENALTY * penalty
+
+
+def make_paths(net):
+    """`{name: value_and_grad}` for the two paths; each maps (params, inputs, labels)
+    to ((loss, z_out), grads). Inputs: z array (closed form) or SpikeTrain batch."""
+
+    def closed_loss(params, z_in, labels):
+        z_out, _ = jax.vmap(closed_form_forward, in_axes=(None, 0))(params, z_in)
+        return mostafa_loss(z_out, labels, params), z_out
+
+    def event_loss(params, x, labels):
+        z_out, _ = jax.vmap(event_forward, in_axes=(None, None, 0))(net, params, x)
+        return mostafa_loss(z_out, labels, params), z_out
+
+    return {
+        "closed_form": jax.jit(jax.value_and_grad(closed_loss, has_aux=True)),
+        "event_loop": jax.jit(jax.value_and_grad(event_loss, has_aux=True)),
+    }
+
+
+def init_params(key, sizes, w_stats):
+    keys = jax.random.split(key, len(w_stats))
+    return tuple(
+        mean + std * jax.random.normal(k, (n_in, n_out))
+        for k, (n_in, n_out), (mean, std) in zip(keys, zip(sizes[:-1], sizes[1:]), w_stats)
+    )
+
+
+def rel_diff(ga, gb):
+    num = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(ga, gb))
+    den = max(float(jnp.max(jnp.abs(b))) for b in gb)
+    return num / den
+
+
+def per_input_z(x):
+    """z = exp(t) per input neuron (`+inf` for inputs that do not spike)."""
+    return jnp.exp(x.first_spike_times())
+
+
+def take(x, idx):
+    return jax.tree.map(lambda a: a[idx], x)
+
+
+def train_both(paths, params0, data, *, lr, epochs, batch_size, seed, evaluate=None,
+               stop_below=None):
+    """Train from `params0` with Adam (gradients clipped to global norm 1) through each
+    path on the same mini-batches. `data = (z_in, spikes, labels)`; with `stop_below`,
+    training stops at the first batch whose loss is below it (before updating).
+    Returns per-path histories and final parameters."""
+    z_all, x_all, y_all = data
+    n = len(y_all)
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(n) if batch_size < n else np.arange(n) for _ in range(epochs)]
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
+    update = jax.jit(lambda g, s, p: opt.update(g, s, p))
+    out = {}
+    for name, fn in paths.items():
+        inputs = z_all if name == "closed_form" else x_all
+        params, state = params0, opt.init(params0)
+        hist = {"loss": [], "acc": [], "epoch_time": [], "eval_acc": []}
+        stop = False
+        for e in range(epochs):
+            start = time.perf_counter()
+            losses, correct = [], 0
+            for b in range(n // batch_size):
+                idx = orders[e][b * batch_size:(b + 1) * batch_size]
+                (loss, z_out), g = fn(params, take(inputs, idx), y_all[idx])
+                losses.append(float(loss))
+                correct += int(jnp.sum(jnp.argmin(z_out, -1) == y_all[idx]))
+                if stop_below is not None and losses[-1] < stop_below:
+                    stop = True
+                    break
+                upd, state = update(g, state, params)
+                params = optax.apply_updates(params, upd)
+            jax.block_until_ready(params)
+            hist["epoch_time"].append(time.perf_counter() - start)
+            hist["loss"].append(float(np.mean(losses)))
+            hist["acc"].append(correct / (len(losses) * batch_size))
+            if evaluate is not None:
+                hist["eval_acc"].append(evaluate(name, params))
+            if stop:
+                break
+        out[name] = (hist, params)
+    return out
+
+
+# ---------------------------------------------------------------------------------
+def xor_experiment(fast):
+    x, y = so.data.xor_spikes(0.0, 1.0, bias_time=0.0)  # 3 inputs (2 + bias at 0)
+    z = jax.vmap(per_input_z)(x)
+    net = make_network(3, 4, 2)
+    paths = make_paths(net)
+    params0 = init_params(jax.random.PRNGKey(1), (3, 4, 2), [(1.0, 1.0), (1.0, 1.0)])
+    (la, za), ga = paths["closed_form"](params0, z, y)
+    (lb, zb), gb = paths["event_loop"](params0, x, y)
+    steps = 60 if fast else 300
+    res = train_both(paths, params0, (z, x, y), lr=0.05, epochs=steps, batch_size=4, seed=0,
+                     stop_below=1e-3)
+    ha, pa = res["closed_form"]
+    hb, pb = res["event_loop"]
+    return {
+        "network": "3-4-2 (2 inputs + bias spike at 0; 1 -> t=0, 0 -> t=1)",
+        "max_steps": steps, "steps": len(ha["loss"]), "lr": 0.05, "stop_below_loss": 1e-3,
+        "optimizer": "adam, gradients clipped to global norm 1, full batch (4 patterns)",
+        "init_loss": {"closed_form": float(la), "event_loop": float(lb)},
+        "init_grad_rel_diff": rel_diff(ga, gb),
+        "init_zout_max_abs_diff": float(jnp.max(jnp.abs(za - zb))),
+        "loss": {"closed_form": ha["loss"], "event_loop": hb["loss"]},
+        "acc": {"closed_form": ha["acc"], "event_loop": hb["acc"]},
+        "final_acc": {"closed_form": ha["acc"][-1], "event_loop": hb["acc"][-1]},
+        "final_weight_max_abs_diff": max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(pa, pb)),
+        "time_per_step_s": {k: float(np.median(h["epoch_time"][1:]))
+                            for k, h in (("closed_form", ha), ("event_loop", hb))},
+    }
+
+
+def digits_experiment(fast, hidden, epochs, batch_size, lr):
+    t_max = 3.0  # brightest pixel at 0, faintest near 3; black pixels do not spike
+    split = lambda s: so.data.digits_spikes(s, 0.0, t_max, bias_time=0.0)
+    x_tr, y_tr = split("train")
+    x_te, y_te = split("test")
+    if fast:
+        x_tr, y_tr = take(x_tr, slice(0, batch_size)), y_tr[:batch_size]
+    z_tr, z_te = jax.vmap(per_input_z)(x_tr), jax.vmap(per_input_z)(x_te)
+    net = make_network(65, hidden, 10)
+    paths = make_paths(net)
+    params0 = init_params(jax.random.PRNGKey(2), (65, hidden, 10),
+                          [(0.1, 0.1), (5.0 / hidden, 0.05)])
+    # gradient agreement at initialisation on one mini-batch
+    xb, yb, zb_in = take(x_tr, slice(0, batch_size)), y_tr[:batch_size], z_tr[:batch_size]
+    (la, za), ga = paths["closed_form"](params0, zb_in, yb)
+    (lb, zb), gb = paths["event_loop"](params0, xb, yb)
+    # the JAX closed form against spikeode's NumPy one (`spikeode check`'s reference)
+    _, zh = closed_form_forward(params0, z_tr[0])
+    t_in = np.asarray(x_tr.first_spike_times()[0])
+    present = np.isfinite(t_in)
+    ref = np.array([mostafa_first_spike(t_in[present], np.asarray(params0[0])[present, j])
+                    for j in range(hidden)])
+    ref = np.where(ref < T1, ref, np.inf)
+    fin = np.isfinite(ref)
+    same_silent = bool(np.all(fin == np.isfinite(np.asarray(zh))))
+    ref_err = float(np.max(np.abs(np.log(np.asarray(zh)[fin]) - ref[fin]))) if fin.any() else 0.0
+    result = {
+        "network": f"65-{hidden}-10 (64 pixels latency-coded in [0, {t_max}] + bias spike at 0)",
+        "batch_size": batch_size,
+        "init_loss": {"closed_form": float(la), "event_loop": float(lb)},
+        "init_grad_rel_diff": rel_diff(ga, gb),
+        "init_zout_max_abs_diff": float(jnp.max(jnp.abs(za - zb))),
+        "hidden_times_vs_numpy_closed_form": {"max_abs_diff": ref_err,
+                                              "same_silent_neurons": same_silent},
+        "hidden_fraction_firing_at_init": float(np.mean(fin)),
+    }
+    if fast:
+        return result
+
+    fwd = {
+        "closed_form": jax.jit(lambda p, z: jax.vmap(closed_form_forward, (None, 0))(p, z)[0]),
+        "event_loop": jax.jit(lambda p, x: jax.vmap(event_forward, (None, None, 0))(net, p, x)[0]),
+    }
+
+    def accuracy(name, params, x, z, y):
+        inputs = z if name == "closed_form" else x
+        preds = []
+        for s in range(0, len(y), 128):
+            chunk = take(inputs, slice(s, s + 128))
+            preds.append(np.asarray(jnp.argmin(fwd[name](params, chunk), -1)))
+        return float(np.mean(np.concatenate(preds) == np.asarray(y)))
+
+    res = train_both(paths, params0, (z_tr, x_tr, y_tr), lr=lr, epochs=epochs,
+                     batch_size=batch_size, seed=0,
+                     evaluate=lambda name, p: accuracy(name, p, x_te, z_te, y_te))
+    ha, pa = res["closed_form"]
+    hb, pb = res["event_loop"]
+    result.update({
+        "epochs": epochs, "lr": lr,
+        "optimizer": f"adam, gradients clipped to global norm 1, batch {batch_size}",
+        "train_loss": {"closed_form": ha["loss"], "event_loop": hb["loss"]},
+        "train_acc": {"closed_form": ha["acc"], "event_loop": hb["acc"]},
+        "test_acc": {"closed_form": ha["eval_acc"], "event_loop": hb["eval_acc"]},
+        "final_test_acc": {"closed_form": ha["eval_acc"][-1], "event_loop": hb["eval_acc"][-1]},
+        "final_weight_max_abs_diff": max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(pa, pb)),
+        # first epoch whose mean training losses differ by more than 1e-6 (relative)
+        "first_divergent_epoch": next(
+            (e + 1 for e, (a, b) in enumerate(zip(ha["loss"], hb["loss"]))
+             if abs(a - b) > 1e-6 * abs(b)), None),
+        # training time per epoch (first epoch, with compilation, left out)
+        "time_per_epoch_s": {k: float(np.median(h["epoch_time"][1:]))
+                             for k, h in (("closed_form", ha), ("event_loop", hb))},
+        "first_epoch_s": {k: h["epoch_time"][0]
+                          for k, h in (("closed_form", ha), ("event_loop", hb))},
+    })
+    return result
+
+
+def z_map_curve():
+    """One neuron, inputs at t = 0 (w = 1.5), t2 (w = 1.0) and 1 (w = 0.5): output z
+    against z2 = exp(t2) through the closed form and through the event loop. The
+    causal set changes with t2 ({0, t2}, then {0, t2, 1}, then {0, 1}): three linear
+    pieces of slopes 2/3, 1/2 and 0."""
+    w = jnp.array([[1.5], [1.0], [0.5]])
+    z2 = jnp.linspace(1.0, np.exp(1.6), 90)
+
+    def closed(z):
+        return closed_form_layer(jnp.array([1.0, z, np.e]), w)[0]
+
+    def event(z):
+        t = jnp.array([0.0, jnp.log(z), 1.0])
+        x = so.SpikeTrain(jnp.sort(t), jnp.argsort(t).astype(jnp.int32), 3)
+        sim = so.simulate(so.NonLeakyIF(1, refractory_period=4 * T1), T1, x, w, max_spikes=1)
+        return jnp.exp(sim.spikes.times[0])
+
+    return np.asarray(z2), np.asarray(jax.vmap(closed)(z2)), np.asarray(jax.vmap(event)(z2))
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 2, figsize=(10, 7))
+    style = {"closed_form": dict(lw=2.5, alpha=0.5, label="(a) closed form, z domain"),
+             "event_loop": dict(lw=1, ls="--", color="k", label="(b) event loop")}
+    xor = results["xor"]
+    for k in style:
+        ax[0, 0].semilogy(xor["loss"][k], **style[k])
+    ax[0, 0].set(title=f"XOR 3-4-2: training loss (grad rel. diff at init "
+                       f"{xor['init_grad_rel_diff']:.1e})", xlabel="step", ylabel="loss")
+    ax[0, 0].legend(fontsize=8)
+    d = results["digits"]
+    if "train_loss" in d:
+        ep = np.arange(1, d["epochs"] + 1)
+        for k in style:
+            ax[0, 1].semilogy(ep, d["train_loss"][k], **style[k])
+            ax[1, 0].plot(ep, 100 * np.asarray(d["test_acc"][k]), **style[k])
+        ax[0, 1].set(title=f"digits {d['network'].split()[0]}: training loss "
+                           f"(grad rel. diff {d['init_grad_rel_diff']:.1e})",
+                     xlabel="epoch", ylabel="loss")
+        ax[1, 0].set(title="digits: test accuracy", xlabel="epoch", ylabel="%")
+        ax[1, 0].legend(fontsize=8)
+    z2, zc, ze = results["_z_map"]
+    ax[1, 1].plot(z2, zc, lw=2.5, alpha=0.5, label="closed form")
+    ax[1, 1].plot(z2, ze, "k.", ms=3, label="event loop")
+    ax[1, 1].set(title="z-domain map: inputs at t = 0, t2, 1 (w = 1.5, 1.0, 0.5)",
+                 xlabel="z2 = exp(t2)", ylabel="z_out = exp(t_out)")
+    ax[1, 1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def run(fast=False, hidden=100, epochs=20, batch_size=32, lr=3e-3):
+    start = time.perf_counter()
+    results = {"fast": fast, "dtype": "float64", "t1": T1, "penalty_K": PENALTY,
+               "xor": xor_experiment(fast)}
+    results["digits"] = digits_experiment(fast, 16 if fast else hidden, epochs,
+                                          8 if fast else batch_size, lr)
+    results["total_time_s"] = time.perf_counter() - start
+    return results
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--fast", action="store_true", help="XOR and a digits gradient check only")
+    p.add_argument("--hidden", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--figure", default=None, help="default docs/figures/mostafa.png (not with --fast)")
+    p.add_argument("--json", default=None, help="default docs/figures/mostafa.json (not with --fast)")
+    args = p.parse_args(argv)
+    results = run(args.fast, args.hidden, args.epochs, args.batch_size, args.lr)
+    figure = args.figure or (None if args.fast else str(ROOT / "docs/figures/mostafa.png"))
+    out_json = args.json or (None if args.fast else str(ROOT / "docs/figures/mostafa.json"))
+    if figure:
+        results["_z_map"] = z_map_curve()
+        plot(results, figure)
+        z2, zc, ze = results.pop("_z_map")
+        results["z_map_max_abs_diff"] = float(np.max(np.abs(zc - ze)))
+        print(f"wrote {figure}")
+    if out_json:
+        pathlib.Path(out_json).write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {out_json}")
+    x, d = results["xor"], results["digits"]
+    print(f"XOR: gradient rel. diff at init {x['init_grad_rel_diff']:.2e}; accuracy after "
+          f"{x['steps']} steps: closed form {x['final_acc']['closed_form']:.0%}, "
+          f"event loop {x['final_acc']['event_loop']:.0%}; loss "
+          f"{x['loss']['closed_form'][0]:.4f} -> {x['loss']['closed_form'][-1]:.4f}")
+    print(f"digits: gradient rel. diff at init {d['init_grad_rel_diff']:.2e} "
+          f"(batch {d['batch_size']}); hidden times vs NumPy closed form "
+          f"{d['hidden_times_vs_numpy_closed_form']['max_abs_diff']:.1e}")
+    if "final_test_acc" in d:
+        print(f"digits after {d['epochs']} epochs: test accuracy closed form "
+              f"{d['final_test_acc']['closed_form']:.2%}, event loop "
+              f"{d['final_test_acc']['event_loop']:.2%}; s/epoch "
+              f"{d['time_per_epoch_s']['closed_form']:.2f} vs "
+              f"{d['time_per_epoch_s']['event_loop']:.2f}")
+    print(f"total {results['total_time_s']:.0f} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()
