@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow check bench clean
+.PHONY: run test test-slow check bench reproduce clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/recurrent_lif.py
+
+# Regenerates every reproduction's figure and numbers (docs/reproductions.md).
+reproduce: $(STAMP)
+	$(BIN)/python examples/mostafa.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
