@@ -36,13 +36,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from importlib import metadata
+
+from _machine import machine_info, version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIBRARIES = ("spikeode", "jaxsnn", "eventax")
@@ -75,12 +75,6 @@ def max_rss_mb():
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024**2 if sys.platform == "darwin" else r / 1024
 
-
-def version(pkg):
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def median(xs):
@@ -776,37 +770,6 @@ def run_child(kind, lib, args, extra=()):
     res["status"] = "ok"
     res["subprocess_wall_s"] = wall
     return res
-
-
-def machine_info():
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    mem_gb = None
-    try:
-        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    except (ValueError, OSError, AttributeError):
-        pass
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpu_count_usable": usable,
-        "memory_gb": mem_gb,
-        "python": platform.python_version(),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
 
 
 def library_status():

@@ -47,12 +47,10 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 
 import diffrax  # noqa: E402
 import equinox as eqx  # noqa: E402
@@ -61,6 +59,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import spikeode as so  # noqa: E402
+
+import _machine  # noqa: E402  (benchmarks/, the script's folder)
+from _machine import version  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- config
@@ -505,35 +506,9 @@ def compare(data, ref):
     return out
 
 
-def version(pkg):
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
 
 def machine_info():
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or cpu_model,
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpu_count_usable": usable,
-        "python": platform.python_version(),
+    return _machine.machine_info() | {
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in jax.devices()],
     }
