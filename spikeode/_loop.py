@@ -132,13 +132,15 @@ class Pseudodynamics(eqx.Module):
         )  # fmt: skip
         # Merge: all spikes of the trial precede those after it.
         max_spikes = kwargs["max_spikes"]
-        times = jnp.concatenate([trial.spikes.times, after.spikes.times])
-        order = jnp.argsort(times, stable=True)[:max_spikes]
-        ids = jnp.concatenate([trial.spikes.neurons, after.spikes.neurons])[order]
-        slopes = jnp.concatenate([trial.slopes, after.slopes])[order]
+        times, ids, slopes = _merge_buffers(
+            jnp.concatenate([trial.spikes.times, after.spikes.times]),
+            jnp.concatenate([trial.spikes.neurons, after.spikes.neurons]),
+            jnp.concatenate([trial.slopes, after.slopes]),
+            max_spikes,
+            neuron.num_neurons,
+        )
         total = trial.spikes.num_spikes + after.spikes.num_spikes
         overflow = trial.overflow | after.overflow | (total > max_spikes)
-        times = times[order]
         if kwargs["throw"]:
             times = eqx.error_if(
                 times,
@@ -333,6 +335,19 @@ def _checked_w_in(inputs: SpikeTrain, w_in, n: int) -> Array:
     return w_in
 
 
+def _merge_buffers(times, ids, slopes, max_spikes: int, num_neurons: int):
+    """Spike buffers (times, neuron ids, slopes; padding `+inf`) concatenated in any
+    order, as one time-sorted buffer of capacity `max_spikes` (stable: equal times keep
+    their order; truncated or padded). Overflow is the caller's to report."""
+    pad = max_spikes - times.shape[0]
+    if pad > 0:
+        times = jnp.concatenate([times, jnp.full((pad,), jnp.inf, times.dtype)])
+        ids = jnp.concatenate([ids, jnp.full((pad,), num_neurons, ids.dtype)])
+        slopes = jnp.concatenate([slopes, jnp.full((pad,), jnp.inf, slopes.dtype)])
+    order = jnp.argsort(times, stable=True)[:max_spikes]
+    return times[order], ids[order], slopes[order]
+
+
 def _one_neuron_model(neuron: AbstractNeuron):
     """The model as a template for one of its neurons, and the `vmap` axes of its
     leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared."""
@@ -382,27 +397,22 @@ def _run_per_neuron(
 
     sims, failed, unfinished = eqx.filter_vmap(one, in_axes=(axes, 0, 0))(single, w_cols, y0)
     # merge the n buffers of k spikes into one sorted train of capacity max_spikes
-    times = sims.spikes.times.reshape(-1)
     real = sims.spikes.neurons.reshape(-1) == 0
     ids = jnp.where(real, jnp.repeat(jnp.arange(n, dtype=jnp.int32), k), n)
-    slopes = sims.slopes.reshape(-1)
-    if n * k < max_spikes:
-        pad = max_spikes - n * k
-        times = jnp.concatenate([times, jnp.full((pad,), jnp.inf, times.dtype)])
-        ids = jnp.concatenate([ids, jnp.full((pad,), n, jnp.int32)])
-        slopes = jnp.concatenate([slopes, jnp.full((pad,), jnp.inf, slopes.dtype)])
-    order = jnp.argsort(times, stable=True)[:max_spikes]
+    times, ids, slopes = _merge_buffers(
+        sims.spikes.times.reshape(-1), ids, sims.slopes.reshape(-1), max_spikes, n
+    )
     neuron_overflow = jnp.any(sims.overflow)
     overflow = neuron_overflow | (jnp.sum(real) > max_spikes)
     ys = None if sims.ys is None else jnp.moveaxis(sims.ys[:, :, 0], 0, 1)
     sim = Simulation(
-        spikes=SpikeTrain(times[order], ids[order], n),
+        spikes=SpikeTrain(times, ids, n),
         t0=sims.t0[0],
         t1=sims.t1[0],
         ts=None if sims.ts is None else sims.ts[0],
         ys=ys,
         y_final=sims.y_final[:, 0],
-        slopes=slopes[order],
+        slopes=slopes,
         overflow=overflow,
         num_segments=jnp.sum(sims.num_segments),
     )
