@@ -18,20 +18,22 @@ sweeps:
 
 Every point measures, for the forward pass and for forward+gradient (of the
 `recurrent_lif.py` loss, a smooth function of the spike times, with respect to the
-recurrent weights and the bias), under two checkpointing configurations of the loop
-over segments:
+recurrent weights and the bias), by two gradient methods, each under two
+checkpointing configurations of the loop over segments (`GRADS`):
 
+- differentiating through the solver (`simulate`'s default) or the continuous adjoint
+  `spikeode.EventPropAdjoint()`;
 - `default`: `simulate`'s default (a checkpoint per segment when that takes at most
   64 MB, else Equinox's automatic scheme of about sqrt(2 * max_segments) checkpoints);
-- `lean`: `checkpoints=16` (memory independent of the number of segments, more
+  `lean`: `checkpoints=16` (memory independent of the number of segments, more
   recomputation in the backward pass).
 
 For each compiled function: trace+lower and XLA compile times (`eqx.filter_jit(...)
 .lower(...).compile()`), the median wall time of repeated calls after the first, and
 XLA's memory analysis of the executable (temp + argument + output - alias bytes).
 Also the number of spikes and segments, and the process's peak RSS (each point runs in
-a fresh subprocess; within it the forward, lean and default functions are compiled and
-run in that order, so the RSS high-water mark after each is cumulative). `--quick`
+a fresh subprocess; within it the forward and then the `GRADS` functions are compiled
+and run in that order, so the RSS high-water mark after each is cumulative). `--quick`
 runs its four tiny points in the parent process (no subprocesses) to stay under a
 minute.
 
@@ -74,6 +76,16 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 LEAN_CHECKPOINTS = 16
+# The gradient configurations measured at every point: (key, simulate options, label).
+GRADS = (
+    ("forward_grad_default", {}, "solver diff, default checkpoints"),
+    ("forward_grad_lean", {"checkpoints": LEAN_CHECKPOINTS},
+     f"solver diff, checkpoints={LEAN_CHECKPOINTS}"),
+    ("forward_grad_eventprop", {"adjoint": "eventprop"}, "EventProp, default checkpoints"),
+    ("forward_grad_eventprop_lean", {"adjoint": "eventprop", "checkpoints": LEAN_CHECKPOINTS},
+     f"EventProp, checkpoints={LEAN_CHECKPOINTS}"),
+)  # fmt: skip
+TIMED = ("forward",) + tuple(key for key, _, _ in GRADS)
 BASE_RATE_HZ = 10.0  # about what the recurrent_lif.py bias gives (measured: see JSON)
 
 
@@ -197,26 +209,30 @@ def worker(pt: dict) -> dict:
                 raise
             rl.log(f"  buffer of {max_spikes} spikes overflowed; doubling")
             max_spikes *= 2
-    _, grad_lean_fn = rl.make_spikeode_fns(cfg, {"checkpoints": LEAN_CHECKPOINTS})
-    lean_out, _, lean = measure(grad_lean_fn, (params,), budget, max_reps)
-    default_out, _, default = measure(grad_default_fn, (params,), budget, max_reps)
+    grads, grad_outs = {}, {}
+    for key, options, _ in GRADS:
+        if options.get("adjoint") == "eventprop":
+            options = options | {"adjoint": rl.so.EventPropAdjoint()}
+        fn = rl.make_spikeode_fns(cfg, options)[1] if options else grad_default_fn
+        grad_outs[key], _, grads[key] = measure(fn, (params,), budget, max_reps)
+    default_out = grad_outs["forward_grad_default"]
 
     n = cfg.num_neurons
     neurons = np.asarray(fwd_out["neurons"])
     num_spikes = int((neurons < n).sum())
     max_segments = 2 * max_spikes + 4
-    g_def, g_lean = default_out[1], lean_out[1]
-    lean_vs_default = max(
-        float(np.max(np.abs(g_lean[k] - g_def[k])) / max(np.max(np.abs(g_def[k])), 1e-300))
-        for k in g_def
-    )
+    g_def = default_out[1]
+
+    def rel_diff(key):
+        g = grad_outs[key][1]
+        return max(
+            float(np.max(np.abs(g[k] - g_def[k])) / max(np.max(np.abs(g_def[k])), 1e-300))
+            for k in g_def
+        )
     counts = np.bincount(neurons[neurons < n], minlength=n)
     segs = max(int(fwd_out["num_segments"]), 1)
-    per_segment_us = {
-        k: 1e6 * v["run"]["median_s"] / segs
-        for k, v in (("forward", fwd), ("forward_grad_default", default),
-                     ("forward_grad_lean", lean))
-    }  # fmt: skip
+    timed = {"forward": fwd} | grads
+    per_segment_us = {k: 1e6 * v["run"]["median_s"] / segs for k, v in timed.items()}
     return pt | {
         "max_spikes": max_spikes,
         "max_segments": max_segments,
@@ -227,10 +243,10 @@ def worker(pt: dict) -> dict:
         "checkpointing": checkpoint_rule(n, max_segments)
         | {"lean_checkpoints": LEAN_CHECKPOINTS},
         "time_per_segment_us": per_segment_us,
-        "forward": fwd,
-        "forward_grad_default": default,
-        "forward_grad_lean": lean,
-        "grad_lean_vs_default_max_rel_diff": lean_vs_default,
+        # the spike record: output times, ids and slopes (8 + 4 + 8 bytes per spike)
+        "spike_record_bytes": 20 * max_spikes,
+        **timed,
+        "grad_vs_default_max_rel_diff": {key: rel_diff(key) for key, _, _ in GRADS[1:]},
         "loss": float(default_out[0]),
     }
 
@@ -245,10 +261,8 @@ def plot(report: dict, path: Path):
 
     pts = [p for p in report["points"] if "error" not in p]
     fig, axes = plt.subplots(1, 3, figsize=(16, 6.2))
-    series = [
-        ("forward", "forward", "C0", "o"),
-        ("forward_grad_default", "fwd+grad, default checkpoints", "C1", "s"),
-        ("forward_grad_lean", f"fwd+grad, checkpoints={LEAN_CHECKPOINTS}", "C2", "^"),
+    series = [("forward", "forward", "C0", "o")] + [
+        (key, label, f"C{i + 1}", "s^Dv"[i]) for i, (key, _, label) in enumerate(GRADS)
     ]
     panels = [
         ("neurons", "num_neurons", "recurrent neurons N",
@@ -287,11 +301,8 @@ def plot(report: dict, path: Path):
         handles, labels = ax.get_legend_handles_labels()
         if study == "duration":
             ax2 = ax.twinx()
-            for key, label, color, marker in [
-                ("forward", "memory, forward", "C0", "o"),
-                ("forward_grad_default", "memory, fwd+grad default", "C1", "s"),
-                ("forward_grad_lean", f"memory, fwd+grad {LEAN_CHECKPOINTS} ckpts", "C2", "^"),
-            ]:
+            for key, label, color, marker in series:
+                label = f"memory, {label}"
                 mb = [p[key]["memory"]["peak_bytes"] / 2**20 for p in sel]
                 ax2.loglog(xs, mb, "--", color=color, marker=marker, mfc="none", label=label)
             ax2.set_ylabel("XLA memory: temp + args + out [MB]")
@@ -333,7 +344,7 @@ def slopes(points):
             continue
         xs = [p[xkey] for p in sel]
         d = {}
-        for key in ("forward", "forward_grad_default", "forward_grad_lean"):
+        for key in TIMED:
             d[f"{key}_time"] = fit_slope(xs, [p[key]["run"]["median_s"] for p in sel])
             d[f"{key}_memory"] = fit_slope(xs, [p[key]["memory"]["peak_bytes"] for p in sel])
         d["num_spikes"] = fit_slope(xs, [p["num_spikes"] for p in sel])
@@ -398,16 +409,14 @@ def main(argv=None):
                 results.append(pt | {"error": f"worker exit code {proc.returncode}"})
                 continue
             res = json.loads(proc.stdout)
-            res["process_max_rss_mb"] = res["forward_grad_default"]["max_rss_mb_after"]
+            res["process_max_rss_mb"] = res[TIMED[-1]]["max_rss_mb_after"]
         results.append(res)
-        f, d, l = (res[k]["run"]["median_s"] for k in
-                   ("forward", "forward_grad_default", "forward_grad_lean"))  # fmt: skip
-        md, ml = (res[k]["memory"]["peak_bytes"] / 2**20 for k in
-                  ("forward_grad_default", "forward_grad_lean"))  # fmt: skip
+        costs = ", ".join(
+            f"{k.removeprefix('forward_grad_')} {1e3 * res[k]['run']['median_s']:.1f} ms / "
+            f"{res[k]['memory']['peak_bytes'] / 2**20:.2f} MB" for k in TIMED
+        )
         rl.log(f"  {res['num_spikes']} spikes ({res['spikes_per_neuron']:.1f}/neuron), "
-               f"{res['num_segments']} segments; forward {1e3 * f:.1f} ms, grad default "
-               f"{1e3 * d:.1f} ms / {md:.1f} MB, grad lean {1e3 * l:.1f} ms / {ml:.1f} MB "
-               f"[{time.perf_counter() - t0:.0f} s]")  # fmt: skip
+               f"{res['num_segments']} segments; {costs} [{time.perf_counter() - t0:.0f} s]")
 
     report = {
         "benchmark": "scaling",
@@ -445,12 +454,15 @@ def main(argv=None):
             "+ output - alias bytes; static, so set by the buffer sizes (max_spikes, "
             "max_segments, checkpoints), not by the spikes actually produced",
             "max_rss_mb_after": "process peak RSS after compiling and running that "
-            "function; cumulative within a point (forward, then lean, then default)",
+            "function; cumulative within a point (forward, then GRADS in order)",
             "default": "simulate's default checkpointing: every segment if "
             "max_segments * carry_bytes <= 64 MB, else equinox's automatic scheme",
             "lean": f"checkpoints={LEAN_CHECKPOINTS}",
-            "adjoint": "gradients differentiate through the solver (checkpointed loop "
-            "over segments); spikeode has no continuous adjoint",
+            "adjoint": "forward_grad_default/_lean differentiate through the solver; "
+            "forward_grad_eventprop/_lean use spikeode.EventPropAdjoint (continuous "
+            "adjoint, same checkpointed loop over segments)",
+            "spike_record_bytes": "20 bytes per slot of the spike buffer (times, ids, "
+            "slopes): the part of the memory that is the output itself",
         },
         "isolation": "in-process (RSS cumulative over points)" if in_process
         else "one subprocess per point",

@@ -1,6 +1,7 @@
 """spikeode: spiking neural networks as ODEs with events, with exact gradients."""
 
 from . import data as data, losses as losses, nn as nn, smooth as smooth
+from ._adjoint import EventPropAdjoint as EventPropAdjoint
 from ._gradcheck import (
     check_grads as check_grads,
     GradCheckReport as GradCheckReport,

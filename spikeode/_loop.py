@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
 
+from ._adjoint import _Segment, EventPropAdjoint, segment
 from ._root_finder import BracketedNewton
 from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
 from ._spikes import SpikeTrain
@@ -499,7 +500,8 @@ def _run(
         inner_max_steps = max_steps
     if root_finder is None:
         root_finder = BracketedNewton()
-    if adjoint is not None:
+    eventprop = isinstance(adjoint, EventPropAdjoint)
+    if adjoint is not None and not eventprop:
         inner_adjoint = adjoint
     elif exact:
         # one step per segment: differentiate the step directly (no checkpointing)
@@ -509,17 +511,19 @@ def _run(
     forward = isinstance(inner_adjoint, diffrax.ForwardMode)
     t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
 
-    def masked_condition(t, y, refractory):
-        return jnp.where(refractory, -jnp.ones((), dtype), neuron.condition(t, y))
+    def masked_condition(model, t, y, refractory):
+        return jnp.where(refractory, -jnp.ones((), dtype), model.condition(t, y))
+
+    def event_condition(model, t, y, refractory):
+        return jnp.max(masked_condition(model, t, y, refractory))
 
     def event_fn(t, y, args, **kwargs):
-        return jnp.max(masked_condition(t, y, args.refractory))
+        return event_condition(args.neuron, t, y, args.refractory)
 
     term = diffrax.ODETerm(neuron_vector_field)
     event = diffrax.Event(event_fn, root_finder=root_finder, direction=True)
 
-    def solve(t, t_end, y, refractory):
-        args = SegmentArgs(neuron, refractory)
+    def diffrax_solve(model, t, t_end, y, refractory):
         sol = diffrax.diffeqsolve(
             term,
             solver,
@@ -527,7 +531,7 @@ def _run(
             t_end,
             None if exact else dt0,
             y,
-            args,
+            SegmentArgs(model, refractory),
             saveat=diffrax.SaveAt(t1=True),
             # ExactSolver: one step, exactly onto the segment end
             stepsize_controller=diffrax.StepTo(jnp.stack([t, t_end])) if exact else controller,
@@ -537,6 +541,16 @@ def _run(
             throw=False,
         )
         return sol.ts[-1], sol.ys[-1], jnp.asarray(sol.event_mask), diffrax.is_okay(sol.result)
+
+    if eventprop:
+        seg = _Segment(diffrax_solve, event_condition, exact, adjoint)
+
+        def solve(t, t_end, y, refractory):
+            return segment((neuron, t, t_end, y), refractory, seg)
+    else:
+
+        def solve(t, t_end, y, refractory):
+            return diffrax_solve(neuron, t, t_end, y, refractory)
 
     def first_of(*times):
         # The earliest time; on ties the first listed wins (and alone gets the
@@ -554,7 +568,7 @@ def _run(
         # in the order in which coinciding items are processed: saves, inputs
         t_sched = first_of(t_save, t_in, t_release, t1)
         # A neuron already at threshold (e.g. a jump put it there) fires now.
-        fire_now = jnp.max(masked_condition(c.t, c.y, refractory)) >= 0
+        fire_now = event_condition(neuron, c.t, c.y, refractory) >= 0
         # A segment ends at the next scheduled time (differentiable: input spike times
         # move it) or earlier where the model says a crossing could hide. That
         # breakpoint does not change the trajectory, so it carries no gradient.
@@ -579,7 +593,7 @@ def _run(
         y_new = jnp.where(has_length, y_sol, y_still)
         spiked = fire_now | spiked_solve
 
-        cond_new = masked_condition(t_new, y_new, refractory)
+        cond_new = masked_condition(neuron, t_new, y_new, refractory)
         i = jnp.argmax(cond_new)
         fired = (jnp.arange(n) == i) & spiked
         _, dcond = jax.jvp(
