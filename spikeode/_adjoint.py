@@ -144,7 +144,9 @@ def _segment_bwd(residuals, grad_obj, perturbed, diff, refractory, seg):
         )
         t_bar, y_bar, p_flow = vjp(lam)
     else:
-        y_bar, p_flow = _backward_solve(seg.adjoint, params, static, refractory, t, t_stop, y_stop, lam)
+        y_bar, p_flow = _backward_solve(
+            seg.adjoint, params, static, refractory, t, t_stop, y_stop, lam
+        )
         # Moving the start along the flow leaves y(T) unchanged.
         t_bar = -jnp.sum(y_bar * neuron.vector_field(t, y, refractory))
     p_bar = jax.tree_util.tree_map(jnp.add, p_bar, p_flow)
@@ -166,13 +168,10 @@ def _backward_solve(adjoint, params, static, refractory, t, t_stop, y_stop, lam)
         return f, -a_y, jax.tree_util.tree_map(jnp.negative, a_p)
 
     p0 = jax.tree_util.tree_map(jnp.zeros_like, params)
-    # Zero-length segments (discarded by the loop) are given a dummy length.
-    length = t_stop - t
-    t_from = jnp.where(length > 0, t_stop, t + 1)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         adjoint.solver,
-        t_from,
+        t_stop,
         t,
         None,
         (y_stop, lam, p0),
@@ -182,15 +181,11 @@ def _backward_solve(adjoint, params, static, refractory, t, t_stop, y_stop, lam)
         throw=False,
     )
     _, a, p_bar = jax.tree_util.tree_map(lambda x: x[-1], sol.ys)
-    ok = diffrax.is_okay(sol.result) | ~(length > 0)
     a = eqx.error_if(
         a,
-        ~ok,
+        ~diffrax.is_okay(sol.result),
         "EventPropAdjoint: the backward adjoint solve of a segment failed (it hit "
         "`max_steps` or the step size controller failed); raise "
         "EventPropAdjoint(max_steps=...) or loosen its tolerances.",
     )
-    keep = length > 0
-    a = jnp.where(keep, a, lam)
-    p_bar = jax.tree_util.tree_map(lambda x: jnp.where(keep, x, jnp.zeros_like(x)), p_bar)
     return a, p_bar

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._adjoint import EventPropAdjoint
 from ._gradcheck import check_grads
 from ._loop import Pseudodynamics, simulate
 from ._reference import reference_simulate
@@ -111,6 +112,10 @@ def reference_qif(
 
 
 # ----------------------------------------------------------------------------------
+# EventPropAdjoint against differentiating through the solver (relative, float64)
+ADJOINT_TOL = 1e-8
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckResult:
     """One row of `spikeode check`."""
@@ -126,11 +131,17 @@ class CheckResult:
     grad_tol: float
     seconds: float
     details: str
+    # gradient by `EventPropAdjoint` vs through the solver, or vs finite differences
+    # for numerically integrated models (see `details`); None: not applicable
+    adjoint_error: float | None = None
+    adjoint_tol: float = ADJOINT_TOL
 
     @property
     def passed(self) -> bool:
         return bool(
-            self.spike_time_error <= self.spike_time_tol and self.grad_error <= self.grad_tol
+            self.spike_time_error <= self.spike_time_tol
+            and self.grad_error <= self.grad_tol
+            and (self.adjoint_error is None or self.adjoint_error <= self.adjoint_tol)
         )
 
     def as_dict(self) -> dict:
@@ -177,16 +188,16 @@ def check_lif_constant_drive() -> CheckResult:
     k = np.arange(1, int(np.floor(t1 / period)) + 1)
     err = float(np.max(np.abs(t - k * period))) if len(t) == len(k) else np.inf
 
-    def fn(p):
+    def fn(p, adjoint=None):
         m = eqx.tree_at(lambda m: (m.tau_mem, m.threshold, m.bias), neuron, p)
-        s = simulate(m, t1, max_spikes=64)
+        s = simulate(m, t1, max_spikes=64, adjoint=adjoint)
         return _loss_of_times(s.spikes, t1), s
 
     params = (neuron.tau_mem, neuron.threshold, neuron.bias)
     rep = check_grads(fn, params)
     return _result(
         "LIF", "1 neuron, constant drive", sim, err, "closed form", 1e-10, rep,
-        "params: tau_mem, threshold, bias",
+        "params: tau_mem, threshold, bias", (fn, params),
     )
 
 
@@ -200,18 +211,18 @@ def check_lif_input_driven(seed: int = 0) -> CheckResult:
     sim = simulate(neuron, t1, inputs, w_in, max_spikes=64)
     err = _spike_error(sim.spikes, reference_lif(neuron, t1, inputs, w_in))
 
-    def fn(p):
+    def fn(p, adjoint=None):
         w, tau_m, tau_s, thr, in_t = p
         m = eqx.tree_at(lambda m: (m.tau_mem, m.tau_syn, m.threshold), neuron, (tau_m, tau_s, thr))
         inp = SpikeTrain(in_t, inputs.neurons, inputs.num_neurons)
-        s = simulate(m, t1, inp, w, max_spikes=64)
+        s = simulate(m, t1, inp, w, max_spikes=64, adjoint=adjoint)
         return _loss_of_times(s.spikes, t1), s
 
     params = (w_in, neuron.tau_mem, neuron.tau_syn, neuron.threshold, inputs.times)
     rep = check_grads(fn, params)
     return _result(
         "LIF", "8 inputs -> 1 neuron", sim, err, "SciPy DOP853 rtol 1e-12", 1e-9, rep,
-        "params: w_in, tau_mem, tau_syn, threshold, input spike times",
+        "params: w_in, tau_mem, tau_syn, threshold, input spike times", (fn, params),
     )
 
 
@@ -225,12 +236,12 @@ def check_lif_feedforward(seed: int = 1) -> CheckResult:
     n1 = LIF(10, tau_mem=0.01, tau_syn=0.005, threshold=1.0, bias=1.0)
     n2 = LIF(4, tau_mem=0.01, tau_syn=0.005, threshold=1.0, bias=1.0)
 
-    def run(p):
+    def run(p, adjoint=None):
         w1_, w2_, tau1, tau2 = p
         m1 = eqx.tree_at(lambda m: m.tau_mem, n1, tau1)
         m2 = eqx.tree_at(lambda m: m.tau_mem, n2, tau2)
-        s1 = simulate(m1, t1, inputs, w1_, max_spikes=200)
-        s2 = simulate(m2, t1, s1.spikes, w2_, max_spikes=100)
+        s1 = simulate(m1, t1, inputs, w1_, max_spikes=200, adjoint=adjoint)
+        s2 = simulate(m2, t1, s1.spikes, w2_, max_spikes=100, adjoint=adjoint)
         return s1, s2
 
     params = (w1, w2, n1.tau_mem, n2.tau_mem)
@@ -240,14 +251,14 @@ def check_lif_feedforward(seed: int = 1) -> CheckResult:
     ref2 = reference_lif(n2, t1, ref_train, w2)
     err = max(_spike_error(s1.spikes, ref1), _spike_error(s2.spikes, ref2))
 
-    def fn(p):
-        a, b = run(p)
+    def fn(p, adjoint=None):
+        a, b = run(p, adjoint)
         return _loss_of_times(b.spikes, t1) + 0.1 * _loss_of_times(a.spikes, t1), (a, b)
 
     rep = check_grads(fn, params)
     return _result(
         "LIF", "10 -> 10 -> 4 feed-forward", (s1, s2), err, "SciPy DOP853 rtol 1e-12",
-        1e-9, rep, "params: w1, w2, tau_mem of both layers",
+        1e-9, rep, "params: w1, w2, tau_mem of both layers", (fn, params),
     )
 
 
@@ -261,10 +272,10 @@ def check_lif_recurrent(seed: int = 2) -> CheckResult:
     bias = jnp.asarray(rng.uniform(1.8, 2.4, n))
     neuron = LIF(n, tau_mem=0.02, tau_syn=0.005, threshold=1.0, bias=bias)
 
-    def fn(p):
+    def fn(p, adjoint=None):
         wi, wr, tau_m, b = p
         m = eqx.tree_at(lambda m: (m.tau_mem, m.bias), neuron, (tau_m, b))
-        s = simulate(m, t1, inputs, wi, w_rec=wr, max_spikes=400)
+        s = simulate(m, t1, inputs, wi, w_rec=wr, max_spikes=400, adjoint=adjoint)
         return _loss_of_times(s.spikes, t1), s
 
     params = (w_in, w_rec, neuron.tau_mem, bias)
@@ -273,7 +284,7 @@ def check_lif_recurrent(seed: int = 2) -> CheckResult:
     rep = check_grads(fn, params)
     return _result(
         "LIF", f"{n} recurrent", sim, err, "SciPy DOP853 rtol 1e-12", 1e-9, rep,
-        "params: w_in, w_rec, tau_mem, bias",
+        "params: w_in, w_rec, tau_mem, bias", (fn, params),
     )
 
 
@@ -283,10 +294,12 @@ def _first_spike_check(model_name, neuron, t1, times, weights, reference, ref_na
     time constant."""
     ids = jnp.arange(times.shape[0], dtype=jnp.int32)
 
-    def fn(p):
+    def fn(p, adjoint=None):
         w, t_in, tau = p
         inp = SpikeTrain(t_in, ids, times.shape[0])
-        s = simulate(params_of(neuron, tau), t1, inp, w[:, None], max_spikes=32)
+        s = simulate(
+            params_of(neuron, tau), t1, inp, w[:, None], max_spikes=32, adjoint=adjoint
+        )
         return _loss_of_times(s.spikes, t1), s
 
     params = (jnp.asarray(weights), jnp.asarray(times), params_of(neuron, None))
@@ -295,7 +308,7 @@ def _first_spike_check(model_name, neuron, t1, times, weights, reference, ref_na
     rep = check_grads(fn, params)
     return _result(
         model_name, f"{times.shape[0]} inputs -> 1 neuron", sim, err, ref_name, 1e-10,
-        rep, "params: weights, input spike times, time constant",
+        rep, "params: weights, input spike times, time constant", (fn, params),
     )
 
 
@@ -355,10 +368,12 @@ def check_theta() -> CheckResult:
     neuron = ThetaNeuron(4, tau=jnp.array([1.0, 0.8, 1.3, 0.6]), bias=jnp.array([0.5, 0.1, 0.3, -0.2]))
     t1 = 20.0
 
-    def fn(p):
+    def fn(p, adjoint=None):
         w, wr, tau, bias, t_in = p
         m = eqx.tree_at(lambda m: (m.tau, m.bias), neuron, (tau, bias))
-        s = simulate(m, t1, SpikeTrain(t_in, ids, 3), w, w_rec=wr, max_spikes=64)
+        s = simulate(
+            m, t1, SpikeTrain(t_in, ids, 3), w, w_rec=wr, max_spikes=64, adjoint=adjoint
+        )
         return _loss_of_times(s.spikes, t1), s
 
     params = (w_in, w_rec, neuron.tau, neuron.bias, times)
@@ -369,7 +384,7 @@ def check_theta() -> CheckResult:
     return _result(
         "ThetaNeuron", "3 inputs -> 4 recurrent", sim, _spike_error(sim.spikes, ref),
         "closed form (V)", 1e-10, check_grads(fn, params),
-        "params: w_in, w_rec, tau, bias, input spike times",
+        "params: w_in, w_rec, tau, bias, input spike times", (fn, params),
     )
 
 
@@ -381,11 +396,11 @@ def _qif_check(pseudo: bool) -> CheckResult:
     neuron = QIF(4, tau_mem=jnp.array([1.0, 0.8, 1.2, 0.9]))
     t1, trial_end = (12.0, 8.0) if pseudo else (12.0, None)
 
-    def fn(p):
+    def fn(p, adjoint=None):
         w, wr, tau, t_in, drive = p
         m = eqx.tree_at(lambda m: m.tau_mem, neuron, tau)
         s = simulate(
-            m, t1, SpikeTrain(t_in, ids, 3), w, w_rec=wr, max_spikes=64,
+            m, t1, SpikeTrain(t_in, ids, 3), w, w_rec=wr, max_spikes=64, adjoint=adjoint,
             pseudodynamics=Pseudodynamics(trial_end, drive) if pseudo else None,
         )  # fmt: skip
         return _loss_of_times(s.spikes, t1), s
@@ -403,11 +418,47 @@ def _qif_check(pseudo: bool) -> CheckResult:
         _spike_error(sim.spikes, ref), "SciPy DOP853", 1e-8 if pseudo else 1e-10,
         check_grads(fn, params),
         "params: w_in, w_rec, tau_mem, input spike times"
-        + (", drive; pseudo phase by Tsit5 (rtol 1e-10)" if pseudo else ""),
+        + (", drive; pseudo phase by Tsit5 (rtol 1e-10)" if pseudo else ""), (fn, params),
     )
 
 
-def _result(model, network, sims, err, ref_name, tol, rep, details):
+def _adjoint_error(rep, problem, adjoint) -> float:
+    """Largest relative difference, per parameter, between the gradient by
+    `adjoint` (the continuous adjoint) and the one `check_grads` checked (through
+    the solver). `problem` is `(fn, params)` with `fn(params, adjoint) -> (loss, aux)`."""
+    fn, params = problem
+    dyn, static = eqx.partition(params, eqx.is_inexact_array)
+    grad = eqx.filter_jit(jax.grad(lambda d: fn(eqx.combine(d, static), adjoint)[0]))(dyn)
+    solver = eqx.filter(rep.grad, eqx.is_inexact_array)
+    err = 0.0
+    for a, b in zip(jax.tree_util.tree_leaves(solver), jax.tree_util.tree_leaves(grad)):
+        a, b = np.asarray(a), np.asarray(b)
+        scale = float(np.max(np.abs(a)))
+        if scale > 0 or np.any(b != 0):
+            err = max(err, float(np.max(np.abs(a - b))) / max(scale, 1e-300))
+    return err
+
+
+def _result(model, network, sims, err, ref_name, tol, rep, details, problem=None,
+            adjoint=None, adjoint_vs_fd=False):  # fmt: skip
+    """A `CheckResult`; with `problem = (fn, params)` also the continuous adjoint's
+    gradient (`adjoint`, default `EventPropAdjoint()`): against the checked gradient
+    through the solver (bound `ADJOINT_TOL`) or, with `adjoint_vs_fd`, against finite
+    differences (bound `rep.rtol`; for numerically integrated models, whose two
+    gradients differ by the forward solver's discretisation)."""
+    adjoint_error, adjoint_tol = None, ADJOINT_TOL
+    if problem is not None and rep.grad is not None:
+        adjoint = EventPropAdjoint() if adjoint is None else adjoint
+        vs_solver = _adjoint_error(rep, problem, adjoint)
+        adjoint_error = vs_solver
+        if adjoint_vs_fd:
+            fn, params = problem
+            fd = check_grads(lambda p: fn(p, adjoint), params, steps=np.logspace(-3, -7, 9))
+            adjoint_error, adjoint_tol = float(fd.max_rel_error), fd.rtol
+            details += (
+                f"; adjoint err: EventPropAdjoint vs finite differences (vs the "
+                f"gradient through the solver: {vs_solver:.1e})"
+            )
     sims = sims if isinstance(sims, tuple) else (sims,)
     spikes = sum(int(s.spikes.num_spikes) for s in sims)
     min_per = min(int(np.min(np.asarray(s.spikes.counts()))) for s in sims)
@@ -424,6 +475,8 @@ def _result(model, network, sims, err, ref_name, tol, rep, details):
         grad_tol=rep.rtol,
         seconds=0.0,
         details=details + (f"; {messages}" if messages else ""),
+        adjoint_error=adjoint_error,
+        adjoint_tol=adjoint_tol,
     )
 
 
@@ -473,13 +526,14 @@ def run_checks(names=None, progress: Callable[[str], None] | None = None) -> lis
 def format_table(results: list[CheckResult]) -> str:
     head = (
         f"{'model':<12} {'network':<32} {'spikes':>6} {'min/neuron':>10} "
-        f"{'spike-time err':>14} {'grad rel err':>12}  result"
+        f"{'spike-time err':>14} {'grad rel err':>12} {'adjoint err':>11}  result"
     )
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
             f"{r.model:<12} {r.network:<32} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
-            f"{r.spike_time_error:>14.2e} {r.grad_error:>12.2e}  "
+            f"{r.spike_time_error:>14.2e} {r.grad_error:>12.2e} "
+            f"{'n/a' if r.adjoint_error is None else f'{r.adjoint_error:.2e}':>11}  "
             f"{'pass' if r.passed else 'FAIL'}"
         )
     return "\n".join(rows)

@@ -9,6 +9,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from ._adjoint import EventPropAdjoint
 from ._gradcheck import check_grads
 from ._loop import simulate
 from ._reference import reference_simulate
@@ -138,10 +139,13 @@ def _network_check(name, neuron, t1, inputs, w_in, w_rec, reference, fields, rto
     controller = diffrax.PIDController(rtol=rtol, atol=rtol)
     params = (w_in, w_rec, *(getattr(neuron, f) for f in fields))
 
-    def fn(p):
+    def fn(p, adjoint=None):
         wi, wr, *values = p
         m = eqx.tree_at(lambda m: tuple(getattr(m, f) for f in fields), neuron, tuple(values))
-        s = simulate(m, t1, inputs, wi, w_rec=wr, max_spikes=64, stepsize_controller=controller)
+        s = simulate(
+            m, t1, inputs, wi, w_rec=wr, max_spikes=64, stepsize_controller=controller,
+            adjoint=adjoint,
+        )  # fmt: skip
         return _loss_of_times(s.spikes, t1), s
 
     rep = check_grads(fn, params, steps=np.logspace(-3, -7, 9))
@@ -151,6 +155,7 @@ def _network_check(name, neuron, t1, inputs, w_in, w_rec, reference, fields, rto
         name, f"{inputs.num_neurons} inputs -> {neuron.num_neurons} recurrent", sim, err,
         f"SciPy DOP853 rtol {REFERENCE_RTOL:g}", SPIKE_TIME_TOL, rep,
         f"Tsit5 + PID rtol = atol = {rtol:g}; params: w_in, w_rec, " + ", ".join(fields),
+        (fn, params), EventPropAdjoint(stepsize_controller=controller), adjoint_vs_fd=True,
     )
 
 
