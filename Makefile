@@ -34,6 +34,9 @@ bench: $(STAMP)
 # Regenerates every reproduction's figure and numbers (docs/reproductions.md).
 reproduce: $(STAMP)
 	$(BIN)/python examples/mostafa.py
+	$(BIN)/python examples/zenke_vogels.py
+	$(BIN)/python examples/fiete_seung.py
+	$(BIN)/python examples/klos_memmesheimer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
