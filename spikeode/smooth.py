@@ -157,12 +157,14 @@ def gate_primitive(theta: ArrayLike, delta: ArrayLike) -> Array:
 
 def _check_delta(delta: Array) -> Array:
     msg = "`delta` (width of the active zone, in radians) must lie in (0, 2 pi]"
-    bad = lambda d: (d <= 0) | (d > _TWO_PI * (1 + 1e-12)) | jnp.isnan(d)
+    # (NumPy or jax.numpy: a concrete value is checked with NumPy, so that no JAX
+    # operation is traced when the check runs inside `jit` on a closed-over constant)
+    bad = lambda d, xp: (d <= 0) | (d > _TWO_PI * (1 + 1e-12)) | xp.isnan(d)
     if _is_concrete(delta):
-        if np.any(np.asarray(bad(np.asarray(delta)))):
+        if np.any(bad(np.asarray(delta), np)):
             raise ValueError(f"{msg}; got {np.asarray(delta)}.")
         return delta
-    return eqx.error_if(delta, jnp.any(bad(delta)), msg + ".")
+    return eqx.error_if(delta, jnp.any(bad(delta, jnp)), msg + ".")
 
 
 # -------------------------------------------------------------------------- network

@@ -423,3 +423,11 @@ def test_bad_values_inside_jit():
         run(net, jnp.asarray(-1.0), jnp.array([-2.0]))
     with pytest.raises(eqx.EquinoxRuntimeError, match="ts.*sorted"):
         run(net, jnp.asarray(1.0), jnp.array([1.5]))
+
+
+def test_model_closed_over_inside_jit():
+    """A model captured as a constant by a jitted function (only some leaves traced)
+    simulates: the concrete `delta` is checked with NumPy, not traced JAX ops."""
+    net = _net()
+    run = jax.jit(lambda W: simulate_smooth(eqx.tree_at(lambda m: m.W, net, W), None, 1.0).y1)
+    assert np.all(np.isfinite(np.asarray(run(net.W))))
