@@ -37,6 +37,7 @@ reproduce: $(STAMP)
 	$(BIN)/python examples/zenke_vogels.py
 	$(BIN)/python examples/fiete_seung.py
 	$(BIN)/python examples/klos_memmesheimer.py
+	$(BIN)/python examples/huh_sejnowski.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
