@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
-def new_neuron():
-    spec = importlib.util.spec_from_file_location("new_neuron", EXAMPLES / "new_neuron.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["new_neuron"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def new_neuron(load_example):
+    return load_example("new_neuron")
 
 
 def test_new_neuron_recipe_spike_times_and_gradients(new_neuron):

@@ -12,10 +12,6 @@ keys below the tests are deterministic, and a biased estimator (e.g. a wrong fac
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -25,7 +21,6 @@ import pytest
 import spikeode as so
 from spikeode.baselines import perturbation as pert
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 # jitted (faster than op-by-op); `filter_jit` keeps functions and Python numbers static
 weight_perturbation = eqx.filter_jit(pert.weight_perturbation)
 node_perturbation = eqx.filter_jit(pert.node_perturbation)
@@ -177,17 +172,9 @@ def test_spread_on_grid_is_linear_interpolation():
 
 
 # ------------------------------------------------------------------ the example
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def fiete_seung():
-    return _load("fiete_seung").run(fast=True)
+def fiete_seung(load_example):
+    return load_example("fiete_seung").run(fast=True)
 
 
 def test_fiete_seung_cosine_increases_with_trials(fiete_seung):

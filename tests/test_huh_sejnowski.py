@@ -5,27 +5,14 @@ gradient of the task loss agrees with backpropagation through the solver."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def hs():
-    return _load("huh_sejnowski").run(fast=True)
+def hs(load_example):
+    return load_example("huh_sejnowski").run(fast=True)
 
 
 def test_xor_training_lowers_the_loss(hs):

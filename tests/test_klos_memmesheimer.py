@@ -5,27 +5,13 @@ through pseudospikes)."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def km():
-    return _load("klos_memmesheimer").run(fast=True)
+def km(load_example):
+    return load_example("klos_memmesheimer").run(fast=True)
 
 
 def test_single_neuron_learns_target_spike_times(km):

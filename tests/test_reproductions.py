@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
-def mostafa():
-    return _load("mostafa").run(fast=True)
+def mostafa(load_example):
+    return load_example("mostafa").run(fast=True)
 
 
 def test_mostafa_closed_form_and_event_loop_gradients_agree(mostafa):

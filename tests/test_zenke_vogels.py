@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import equinox as eqx
 import jax
@@ -16,8 +13,6 @@ import pytest
 
 import spikeode as so
 from spikeode.baselines import surrogate as sg
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
 # ---------------------------------------------------------------------- surrogates
@@ -268,12 +263,8 @@ def test_regularisers_push_activity_into_the_bounds():
 
 # ------------------------------------------------------------------- the example
 @pytest.fixture(scope="module")
-def example():
-    spec = importlib.util.spec_from_file_location("zenke_vogels", EXAMPLES / "zenke_vogels.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["zenke_vogels"] = module
-    spec.loader.exec_module(module)
-    return module.run(fast=True, log=lambda *_: None)
+def example(load_example):
+    return load_example("zenke_vogels").run(fast=True, log=lambda *_: None)
 
 
 def test_example_fast_mode(example):
