@@ -237,7 +237,9 @@ def simulate(
     - `max_steps`: maximum solver steps per segment.
     - `adjoint`: Diffrax adjoint of each segment's solve (default
       `diffrax.DirectAdjoint()` for `ExactSolver`, which takes one step per segment,
-      else `diffrax.RecursiveCheckpointAdjoint()`; both for reverse mode). Pass
+      else `diffrax.RecursiveCheckpointAdjoint()`; both for reverse mode), or
+      [`spikeode.EventPropAdjoint`][] for the continuous adjoint (the adjoint
+      equation backwards in time with jump conditions at events). Pass
       `diffrax.ForwardMode()` for forward-mode sensitivities (`jax.jvp`,
       `jax.jacfwd`, Hessian-vector products by forward over forward): the loop over
       segments then runs as a plain `lax.while_loop`, which supports forward mode but
