@@ -253,16 +253,21 @@ class SpikeTrain(eqx.Module):
         self, t0: float, t1: float, num_bins: int
     ) -> Int[Array, "*batch num_bins num_neurons"]:
         """Dense raster: spike counts in `num_bins` equal bins of `[t0, t1)`."""
+        dt = (t1 - t0) / num_bins
+        return self._bin_counts(jnp.floor((self.times - t0) / dt), num_bins, jnp.int32)
 
-        def one(times, ids):
-            dt = (t1 - t0) / num_bins
-            b = jnp.floor((times - t0) / dt)
+    def _bin_counts(self, bins, num_bins: int, dtype) -> Array:
+        """Spike counts `[bin, neuron]` from each event's bin index (same shape as
+        `times`); padding and events whose bin lies outside `[0, num_bins)` are not
+        counted."""
+
+        def one(b, ids):
             inside = (b >= 0) & (b < num_bins) & (ids < self.num_neurons)
             b = jnp.where(inside, b, num_bins).astype(jnp.int32)
-            raster = jnp.zeros((num_bins + 1, self.num_neurons + 1), jnp.int32)
+            raster = jnp.zeros((num_bins + 1, self.num_neurons + 1), dtype)
             return raster.at[b, ids].add(1)[:num_bins, : self.num_neurons]
 
-        return _batched(one, self.times, self.neurons)
+        return _batched(one, bins, self.neurons)
 
     @classmethod
     def from_raster(

@@ -311,9 +311,7 @@ def _merge_noise_inputs(inputs: SpikeTrain | None, num_inputs: int, grid):
         return SpikeTrain(grid, noise_ids, n_total)
     ids = jnp.where(inputs.valid, inputs.neurons, n_total).astype(jnp.int32)
     times = jnp.concatenate([inputs.times.astype(grid.dtype), grid])
-    ids = jnp.concatenate([ids, noise_ids])
-    order = jnp.argsort(times, stable=True)
-    return SpikeTrain(times[order], ids[order], n_total)
+    return SpikeTrain(times, jnp.concatenate([ids, noise_ids]), n_total).sorted()
 
 
 def network_node_perturbation(

@@ -203,16 +203,7 @@ def bin_spikes(
     elif bool(np.any(np.asarray(outside))):
         bad = np.asarray(train.times)[np.asarray(outside)]
         raise ValueError(message + f" Offending times: {bad[:5].tolist()}")
-    k = jnp.where(valid, k, num_steps).astype(jnp.int32)  # padding -> an extra bin
-    ids = jnp.where(valid, train.neurons, train.num_neurons)
-
-    def one(k, ids):
-        grid = jnp.zeros((num_steps + 1, train.num_neurons + 1), dtype)
-        return grid.at[k, ids].add(1)[:num_steps, : train.num_neurons]
-
-    batch = train.times.shape[:-1]
-    flat = jax.vmap(one)(k.reshape(-1, k.shape[-1]), ids.reshape(-1, ids.shape[-1]))
-    return flat.reshape(*batch, num_steps, train.num_neurons)
+    return train._bin_counts(jnp.where(valid, k, num_steps), num_steps, dtype)
 
 
 # ----------------------------------------------------------------------------- model
