@@ -6,7 +6,6 @@ import copy
 
 import diffrax
 import equinox as eqx
-import equinox.internal as eqxi
 import jax
 import jax.lax as lax
 import jax.numpy as jnp
@@ -17,6 +16,7 @@ from ._adjoint import _Segment, EventPropAdjoint, segment
 from ._root_finder import BracketedNewton
 from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
 from ._spikes import SpikeTrain
+from ._stored_loop import event_while_loop
 from .neurons import AbstractNeuron
 
 
@@ -59,15 +59,19 @@ class _Carry(eqx.Module):
     in_ptr: Array
     save_ptr: Array
     refr_until: Array
-    out_t: Array
-    out_i: Array
-    out_slope: Array
     n_out: Array
-    ys: Array | None
     done: Array
     overflow: Array
     failed: Array
     segments: Array
+
+
+class _Consts(eqx.Module):
+    neuron: AbstractNeuron
+    t0: Scalar
+    t1: Scalar
+    t_ref: Array
+    in_ids: Array
 
 
 class Pseudodynamics(eqx.Module):
@@ -166,6 +170,64 @@ class Pseudodynamics(eqx.Module):
         )
 
 
+def _along_flow(condition, model, t, y, refractory):
+    """The event condition along the flow from `(t, y)`, as a function of time."""
+    return lambda s: condition(model, s, model.flow(t, y, s, refractory), refractory)
+
+
+def _find_crossing(condition, root_finder, model, t, t_end, y, refractory, crossed):
+    """The root of `condition` along the flow in `(t, t_end]` where `crossed` (else
+    `t_end`), and whether the root find succeeded; no derivatives."""
+    along = _along_flow(condition, model, t, y, refractory)
+
+    def fn(s, _):
+        # Without a crossing (vmap runs the root find for every lane) a linear
+        # function with its root at t_end: found at once.
+        return jnp.where(crossed, along(s), s - t_end)
+
+    sol = optx.root_find(
+        fn, root_finder, t_end, options=dict(lower=t, upper=t_end), throw=False,
+    )
+    return sol.value, sol.result == optx.RESULTS.successful
+
+
+@eqx.filter_custom_jvp
+def _flow_crossing(model, t, t_end, y, refractory, crossed, root, *, condition):
+    """`root` (the crossing found by `_find_crossing`) where `crossed`, else `t_end`,
+    with the implicit function theorem's derivatives, to any order."""
+    del model, t, y, refractory, condition
+    return jnp.where(crossed, root, t_end)
+
+
+@_flow_crossing.def_jvp
+def _flow_crossing_jvp(primals, tangents, *, condition):
+    model, t, t_end, y, refractory, crossed, _ = primals
+    # through the function itself, so that derivatives of this rule are right too
+    t_hit = _flow_crossing(*primals, condition=condition)
+    dmodel, dt, dt_end, dy = tangents[:4]
+    zero = lambda x, dx: jnp.zeros_like(x) if dx is None else dx
+    dt, dt_end, dy = zero(t, dt), zero(t_end, dt_end), zero(y, dy)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    leaves, treedef = jax.tree_util.tree_flatten(params, is_leaf=lambda x: x is None)
+    d_leaves = (
+        [None] * len(leaves)
+        if dmodel is None
+        else jax.tree_util.tree_leaves(dmodel, is_leaf=lambda x: x is None)
+    )
+    dmodel = jax.tree_util.tree_unflatten(
+        treedef, [None if p is None else zero(p, d) for p, d in zip(leaves, d_leaves)]
+    )
+
+    def c(s, p, t0, y0):
+        return _along_flow(condition, eqx.combine(p, static), t0, y0, refractory)(s)
+
+    # 0 = dc/ds ds + dc/d(theta, t, y) d(theta, t, y) at the crossing
+    _, c_s = jax.jvp(lambda s: c(s, params, t, y), (t_hit,), (jnp.ones_like(t_hit),))
+    _, c_p = jax.jvp(lambda p, t0, y0: c(t_hit, p, t0, y0), (params, t, y), (dmodel, dt, dy))
+    c_s = jnp.where(crossed, c_s, 1.0)
+    return t_hit, jnp.where(crossed, -jnp.where(crossed, c_p, 0.0) / c_s, dt_end)
+
+
 def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
     """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
     return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
@@ -204,7 +266,8 @@ def simulate(
     segment; so does the model's `safe_step_end`, so that no crossing hides inside a
     step. Everything is differentiable: spike times through the implicit function
     theorem on the root find, states through the solver and the jumps. Reverse-mode
-    memory does not grow with the number of steps (checkpointed loops).
+    memory does not grow with the number of solver steps (the loop stores one state
+    per segment, or `checkpoints` of them).
 
     **Arguments:**
 
@@ -235,20 +298,20 @@ def simulate(
     - `root_finder`: finds event times; default [`spikeode.BracketedNewton`][].
     - `dt0`: initial step for numerical solvers (default: Diffrax's choice).
     - `max_steps`: maximum solver steps per segment.
-    - `adjoint`: Diffrax adjoint of each segment's solve (default
-      `diffrax.DirectAdjoint()` for `ExactSolver`, which takes one step per segment,
-      else `diffrax.RecursiveCheckpointAdjoint()`; both for reverse mode), or
+    - `adjoint`: for numerical solvers, the Diffrax adjoint of each segment's solve
+      (default `diffrax.RecursiveCheckpointAdjoint()`); `ExactSolver` segments have
+      no solver steps and are differentiated directly. Or
       [`spikeode.EventPropAdjoint`][] for the continuous adjoint (the adjoint
-      equation backwards in time with jump conditions at events). Pass
-      `diffrax.ForwardMode()` for forward-mode sensitivities (`jax.jvp`,
-      `jax.jacfwd`, Hessian-vector products by forward over forward): the loop over
-      segments then runs as a plain `lax.while_loop`, which supports forward mode but
-      not reverse mode.
+      equation backwards in time with jump conditions at events), for every model.
+      Pass `diffrax.ForwardMode()` for forward-mode sensitivities (`jax.jvp`,
+      `jax.jacfwd`, Hessian-vector products by forward over forward), for every
+      model: the loop over segments then runs as a plain `lax.while_loop`, which
+      supports forward mode but not reverse mode.
     - `checkpoints`: checkpoints of the loop over segments for reverse mode. Default:
       every segment if that takes at most 64 MB (memory proportional to the number of
-      segments, i.e. spikes and input spikes, never to solver steps), else Equinox's
-      automatic scheme (about `sqrt(2 * max_segments)` checkpoints, more
-      recomputation).
+      segments, i.e. spikes and input spikes, never to solver steps; the fastest
+      reverse pass), else Equinox's automatic scheme (about `sqrt(2 * max_segments)`
+      checkpoints, more recomputation).
     - `max_segments`: bound on the loop's iterations; default
       `inputs + len(save_ts) + 2 * max_spikes + 4`, enough for the models here (each
       spike, input, save and end of a refractory period takes one segment). Raise it
@@ -347,8 +410,9 @@ def _merge_buffers(times, ids, slopes, max_spikes: int, num_neurons: int):
         times = jnp.concatenate([times, jnp.full((pad,), jnp.inf, times.dtype)])
         ids = jnp.concatenate([ids, jnp.full((pad,), num_neurons, ids.dtype)])
         slopes = jnp.concatenate([slopes, jnp.full((pad,), jnp.inf, slopes.dtype)])
-    order = jnp.argsort(times, stable=True)[:max_spikes]
-    return times[order], ids[order], slopes[order]
+    # one sort of all three (an argsort and three gathers cost twice as much)
+    times, ids, slopes = lax.sort((times, ids, slopes), num_keys=1, is_stable=True)
+    return times[:max_spikes], ids[:max_spikes], slopes[:max_spikes]
 
 
 def _one_neuron_model(neuron: AbstractNeuron):
@@ -490,24 +554,17 @@ def _run(
             f"simulate: ExactSolver needs a closed-form `flow`, which "
             f"{type(neuron).__name__} does not implement; pass a numerical solver."
         )
-    if exact:
-        controller = None  # StepTo, built per segment
-        inner_max_steps = 1
-    else:
-        controller = (
-            diffrax.PIDController(rtol=1e-10, atol=1e-10)
-            if stepsize_controller is None
-            else stepsize_controller
-        )
-        inner_max_steps = max_steps
+    controller = (
+        diffrax.PIDController(rtol=1e-10, atol=1e-10)
+        if stepsize_controller is None
+        else stepsize_controller
+    )
     if root_finder is None:
         root_finder = BracketedNewton()
     eventprop = isinstance(adjoint, EventPropAdjoint)
+    # (numerical solvers only: ExactSolver segments are differentiated directly)
     if adjoint is not None and not eventprop:
         inner_adjoint = adjoint
-    elif exact:
-        # one step per segment: differentiate the step directly (no checkpointing)
-        inner_adjoint = diffrax.DirectAdjoint()
     else:
         inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
     forward = isinstance(inner_adjoint, diffrax.ForwardMode)
@@ -525,34 +582,53 @@ def _run(
     term = diffrax.ODETerm(neuron_vector_field)
     event = diffrax.Event(event_fn, root_finder=root_finder, direction=True)
 
-    def diffrax_solve(model, t, t_end, y, refractory):
+    def diffrax_solve(model, t, t_end, y, refractory, read=None):
+        # numerical solvers (ExactSolver segments are flow_solve's)
+        del read  # nothing memoised: the solve is differentiated as it runs
         sol = diffrax.diffeqsolve(
             term,
             solver,
             t,
             t_end,
-            None if exact else dt0,
+            dt0,
             y,
             SegmentArgs(model, refractory),
             saveat=diffrax.SaveAt(t1=True),
-            # ExactSolver: one step, exactly onto the segment end
-            stepsize_controller=diffrax.StepTo(jnp.stack([t, t_end])) if exact else controller,
+            stepsize_controller=controller,
             event=event,
-            max_steps=inner_max_steps,
+            max_steps=max_steps,
             adjoint=inner_adjoint,
             throw=False,
         )
         return sol.ts[-1], sol.ys[-1], jnp.asarray(sol.event_mask), diffrax.is_okay(sol.result)
 
+    def flow_solve(model, t, t_end, y, refractory, read=None):
+        # ExactSolver's segment without Diffrax's step bookkeeping: what its one step
+        # and event handling compute (the flow to t_end; on an upward crossing, the
+        # root of the condition along the flow, differentiated by the implicit
+        # function theorem), with a fraction of the operations. The root finder's
+        # iterations are memoised for the reverse pass (see _stored_loop).
+        y_end = model.flow(t, y, t_end, refractory)
+        crossed = event_condition(model, t_end, y_end, refractory) > 0
+        find = lambda: _find_crossing(
+            event_condition, root_finder, model, t, t_end, y, refractory, crossed
+        )
+        root, found = find() if read is None else read.memo("root", find)
+        t_hit = _flow_crossing(
+            model, t, t_end, y, refractory, crossed, root, condition=event_condition
+        )
+        y_hit = jnp.where(crossed, model.flow(t, y, t_hit, refractory), y_end)
+        return t_hit, y_hit, crossed, ~crossed | found
+
+    segment_solve = flow_solve if exact else diffrax_solve
     if eventprop:
-        seg = _Segment(diffrax_solve, event_condition, exact, adjoint)
+        seg = _Segment(segment_solve, event_condition, exact, adjoint)
 
-        def solve(t, t_end, y, refractory):
-            return segment((neuron, t, t_end, y), refractory, seg)
+        def solve(model, t, t_end, y, refractory, read):
+            del read  # the adjoint's segment keeps its own residuals
+            return segment((model, t, t_end, y), refractory, seg)
     else:
-
-        def solve(t, t_end, y, refractory):
-            return diffrax_solve(neuron, t, t_end, y, refractory)
+        solve = segment_solve
 
     def first_of(*times):
         # The earliest time; on ties the first listed wins (and alone gets the
@@ -562,13 +638,16 @@ def _run(
             out = jnp.where(t <= out, t, out)
         return out
 
-    def body(c: _Carry) -> _Carry:
+    def body(k: _Consts, c: _Carry, read):
+        # Everything traced comes in through `k` (differentiated as a whole), the
+        # carry `c`, or `read(site, index)` (one row of a table; see _stored_loop).
+        neuron = k.neuron
         refractory = c.refr_until > c.t
-        t_in = in_times[c.in_ptr]
-        t_save = save_pad[c.save_ptr]
+        t_in = read("in_times", c.in_ptr)
+        t_save = read("save", c.save_ptr)
         t_release = jnp.min(jnp.where(refractory, c.refr_until, jnp.inf))
         # in the order in which coinciding items are processed: saves, inputs
-        t_sched = first_of(t_save, t_in, t_release, t1)
+        t_sched = first_of(t_save, t_in, t_release, k.t1)
         # A neuron already at threshold (e.g. a jump put it there) fires now.
         fire_now = event_condition(neuron, c.t, c.y, refractory) >= 0
         # A segment ends at the next scheduled time (differentiable: input spike times
@@ -583,8 +662,8 @@ def _run(
         # dense info of a zero-length solve with zeros, which a root find under vmap
         # would then evaluate) and its result is discarded, without gradient.
         t_start = jnp.where(has_length, c.t, lax.stop_gradient(c.t))
-        t_stop = jnp.where(has_length, t_end, t_start + 1e-4 * (t1 - t0))
-        t_sol, y_sol, spiked_solve, ok = solve(t_start, t_stop, c.y, refractory)
+        t_stop = jnp.where(has_length, t_end, t_start + 1e-4 * (k.t1 - k.t0))
+        t_sol, y_sol, spiked_solve, ok = solve(neuron, t_start, t_stop, c.y, refractory, read)
         spiked_solve = spiked_solve & has_length
         ok = ok | ~has_length
         # Without length, the end time still carries the gradient of the scheduled
@@ -611,43 +690,40 @@ def _run(
         # jumps: spike (reset + recurrent kick), else scheduled items at t_end
         y_spk = neuron.reset(y_new, fired)
         if w_rec is not None:
-            y_spk = neuron.receive(y_spk, w_rec[i])
+            y_spk = neuron.receive(y_spk, read("w_rec", i))
         is_save = ~spiked & (t_new == t_save) & (t_save <= t_in)
-        is_input = ~spiked & ~is_save & (t_new == t_in) & (t_in < t1)
-        y_inp = neuron.receive(y_new, w_in_pad[in_ids[c.in_ptr]])
+        is_input = ~spiked & ~is_save & (t_new == t_in) & (t_in < k.t1)
+        y_inp = neuron.receive(y_new, read("w_in", k.in_ids[c.in_ptr]))
         y_next = jnp.where(spiked, y_spk, jnp.where(is_input, y_inp, y_new))
 
         idx = jnp.minimum(c.n_out, max_spikes - 1)
-        out_t = c.out_t.at[idx].set(t_new, pred=write)
-        out_i = c.out_i.at[idx].set(i.astype(jnp.int32), pred=write)
-        out_slope = c.out_slope.at[idx].set(slope, pred=write)
-        ys = c.ys
-        if ys is not None:
-            save_idx = jnp.minimum(c.save_ptr, num_save - 1)
-            ys = ys.at[save_idx].set(y_new, pred=is_save)
-        refr_until = jnp.where(fired, t_new + t_ref, c.refr_until)
+        writes = dict(
+            out_t=(idx, t_new, write),
+            out_i=(idx, i.astype(jnp.int32), write),
+            out_slope=(idx, slope, write),
+        )
+        if num_save:
+            writes["ys"] = (jnp.minimum(c.save_ptr, num_save - 1), y_new, is_save)
+        refr_until = jnp.where(fired, t_new + k.t_ref, c.refr_until)
         save_ptr = c.save_ptr + is_save.astype(jnp.int32)
         done = (
             overflow
             | ~ok
-            | ((t_new >= t1) & ~spiked & (save_pad[save_ptr] > t1))
+            | ((t_new >= k.t1) & ~spiked & (read("save_next", save_ptr) > k.t1))
         )
-        return _Carry(
+        carry = _Carry(
             t=t_new,
             y=y_next,
             in_ptr=c.in_ptr + is_input.astype(jnp.int32),
             save_ptr=save_ptr,
             refr_until=refr_until,
-            out_t=out_t,
-            out_i=out_i,
-            out_slope=out_slope,
             n_out=c.n_out + write.astype(jnp.int32),
-            ys=ys,
             done=done,
             overflow=overflow,
             failed=c.failed | ~ok,
             segments=c.segments + 1,
         )
+        return carry, writes
 
     num_in = in_times.shape[0] - 1
     if max_segments is None:
@@ -658,42 +734,49 @@ def _run(
         in_ptr=jnp.array(0, jnp.int32),
         save_ptr=jnp.array(0, jnp.int32),
         refr_until=jnp.full((n,), -jnp.inf, dtype),
-        out_t=jnp.full((max_spikes,), jnp.inf, dtype),
-        out_i=jnp.full((max_spikes,), n, jnp.int32),
-        out_slope=jnp.full((max_spikes,), jnp.inf, dtype),
         n_out=jnp.array(0, jnp.int32),
-        ys=None if save_ts is None else jnp.zeros((num_save, n, neuron.state_size), dtype),
         done=jnp.array(False),
         overflow=jnp.array(False),
         failed=jnp.array(False),
         segments=jnp.array(0, jnp.int32),
     )
-    if checkpoints is None:
-        # Store every segment's carry when that is cheap (the backward pass then
-        # replays each segment once); otherwise let Equinox choose a logarithmic
-        # scheme that recomputes segments.
-        carry_bytes = 64 + sum(x.nbytes for x in (init.t, init.y, init.refr_until))
-        if max_segments * carry_bytes <= _FULL_CHECKPOINT_BYTES:
-            checkpoints = max_segments
-    final = eqxi.while_loop(
-        lambda c: ~c.done,
-        body,
-        init,
-        max_steps=max_segments,
-        buffers=lambda c: (c.out_t, c.out_i, c.out_slope, c.ys),
-        # Forward mode needs a plain while loop (the checkpointed one is a custom VJP).
-        kind="lax" if forward else "checkpointed",
-        checkpoints=None if forward else checkpoints,
+    buffers = dict(
+        out_t=jnp.full((max_spikes,), jnp.inf, dtype),
+        out_i=jnp.full((max_spikes,), n, jnp.int32),
+        out_slope=jnp.full((max_spikes,), jnp.inf, dtype),
     )
-    spikes = SpikeTrain(final.out_t, final.out_i, n)
+    if num_save:
+        buffers["ys"] = jnp.zeros((num_save, n, neuron.state_size), dtype)
+    tables = dict(in_times=in_times, save=save_pad, save_next=save_pad, w_in=w_in_pad)
+    if w_rec is not None:
+        tables["w_rec"] = w_rec
+    consts = _Consts(neuron=neuron, t0=t0, t1=t1, t_ref=t_ref, in_ids=in_ids)
+    carry_bytes = 64 + sum(x.nbytes for x in (init.t, init.y, init.refr_until))
+    if forward:
+        # Forward mode needs a plain while loop (the others are custom VJPs).
+        kind = "lax"
+    elif checkpoints is None or checkpoints >= max_segments:
+        # Store every segment's carry when that is cheap (the backward pass then
+        # replays each segment once); otherwise Equinox's checkpointed loop with a
+        # logarithmic scheme that recomputes segments.
+        stored = checkpoints is not None or max_segments * carry_bytes <= _FULL_CHECKPOINT_BYTES
+        kind = "stored" if stored else "checkpointed"
+    else:
+        kind = "checkpointed"
+    final, buffers = event_while_loop(
+        body, init, buffers, tables, consts, max_steps=max_segments, kind=kind,
+        checkpoints=checkpoints,
+    )  # fmt: skip
+    ys = buffers.get("ys")
+    spikes = SpikeTrain(buffers["out_t"], buffers["out_i"], n)
     sim = Simulation(
         spikes=spikes,
         t0=t0,
         t1=t1,
         ts=save_ts,
-        ys=final.ys,
+        ys=ys,
         y_final=final.y,
-        slopes=final.out_slope,
+        slopes=buffers["out_slope"],
         overflow=final.overflow,
         num_segments=final.segments,
     )

@@ -45,9 +45,12 @@ class ExactSolver(diffrax.AbstractSolver):
     inside a step by the same flow, so spike times found by Diffrax's event root
     finder are exact to round-off.
 
-    Works with any model whose `flow` is implemented, through the `args` that
-    [`spikeode.simulate`][] passes to Diffrax. The step size is free: the event loop
-    takes one step per segment (the step size controller is ignored).
+    Works with any model whose `flow` is implemented, given `args=SegmentArgs(model,
+    refractory)` and `diffrax.ODETerm(neuron_vector_field)`; the step size is free.
+    Passed to [`spikeode.simulate`][] (its default for models with a `flow`), it
+    selects the closed-form segment: the loop then advances each segment by the flow
+    and finds crossings by the root finder on the flow itself, which is what Diffrax
+    does with this solver's single step, without Diffrax's per-solve bookkeeping.
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm

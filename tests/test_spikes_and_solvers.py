@@ -84,3 +84,33 @@ def test_exact_solver_needs_a_flow():
     NoFlow.has_flow = property(lambda self: False)
     with pytest.raises(ValueError, match="closed-form"):
         so.simulate(NoFlow(1), 0.1, max_spikes=2, solver=so.ExactSolver())
+
+
+def test_exact_solver_as_a_diffrax_solver_matches_the_loop():
+    # ExactSolver in a plain diffrax.diffeqsolve with an Event (one step of the flow,
+    # Diffrax's root find on its interpolation) finds the loop's first spike.
+    from spikeode._solver import SegmentArgs, neuron_vector_field
+
+    neuron = so.LIF(2, tau_mem=0.02, tau_syn=0.005, bias=jnp.array([1.5, 2.0]))
+    y0 = neuron.init_state()
+    refractory = jnp.zeros(2, bool)
+    loop = so.simulate(neuron, 0.1, max_spikes=64)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(neuron_vector_field), so.ExactSolver(), 0.0, 0.1, None, y0,
+        SegmentArgs(neuron, refractory),
+        stepsize_controller=diffrax.StepTo(jnp.array([0.0, 0.1])),
+        event=diffrax.Event(
+            lambda t, y, args, **kw: jnp.max(args.neuron.condition(t, y)),
+            root_finder=so.BracketedNewton(), direction=True,
+        ),
+        saveat=diffrax.SaveAt(t1=True, dense=True),
+    )  # fmt: skip
+    t_spike = float(sol.ts[-1])
+    assert abs(t_spike - float(loop.spikes.times[0])) <= 1e-14
+    assert int(loop.spikes.neurons[0]) == 1
+    # the dense output is the flow
+    t_mid = 0.5 * t_spike
+    np.testing.assert_allclose(
+        np.asarray(sol.evaluate(t_mid)), np.asarray(neuron.flow(0.0, y0, t_mid, refractory)),
+        rtol=1e-14, atol=1e-15,
+    )
