@@ -436,8 +436,6 @@ def main(argv=None):
             },
             "machine": rl.machine_info()
             | {"load_average_before": load_before, "load_average_after": os.getloadavg()},
-            "shared_machine": "other jobs (training runs, another benchmark) ran "
-            "concurrently; wall times are inflated and noisy",
             "wall_time_s": None,
         },
         "network": {
@@ -455,12 +453,12 @@ def main(argv=None):
             "max_segments, checkpoints), not by the spikes actually produced",
             "max_rss_mb_after": "process peak RSS after compiling and running that "
             "function; cumulative within a point (forward, then GRADS in order)",
-            "default": "simulate's default checkpointing: every segment if "
-            "max_segments * carry_bytes <= 64 MB, else equinox's automatic scheme",
+            "default": "simulate's default: every segment stored (spikeode's loop driver) "
+            "if max_segments * carry_bytes <= 64 MB, else equinox's automatic scheme",
             "lean": f"checkpoints={LEAN_CHECKPOINTS}",
             "adjoint": "forward_grad_default/_lean differentiate through the solver; "
             "forward_grad_eventprop/_lean use spikeode.EventPropAdjoint (continuous "
-            "adjoint, same checkpointed loop over segments)",
+            "adjoint, same loop driver)",
             "spike_record_bytes": "20 bytes per slot of the spike buffer (times, ids, "
             "slopes): the part of the memory that is the output itself",
         },
