@@ -101,6 +101,7 @@ def event_while_loop(
         carry, bufs = state
         carry, writes = body(consts, carry, _Reader(tables))
         if kind == "checkpointed":
+            bufs = dict(bufs)
             for name, (index, value, pred) in writes.items():
                 bufs[name] = bufs[name].at[index].set(value, pred=pred)
             return carry, bufs
