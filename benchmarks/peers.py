@@ -9,6 +9,9 @@ reported in the JSON instead of stopping the run):
    3 output LIF, batch 64, 78 steps (4992 samples) per epoch, float32. Reported:
    epoch time after compilation (median of the measured epochs), compile time, peak
    RSS of the subprocess, and test accuracy (1000 test samples) after `--epochs`.
+   spikeode runs as `spikeode train` does, each batch split over one CPU device per
+   core (`TrainConfig.devices`), and again on one device (`spikeode_one_device`),
+   as the peers run.
    Each library trains the way its own documentation/examples do; what differs from
    spikeode's configuration (tau_mem = 20 ms, tau_syn = 5 ms) is listed in the JSON
    under `differences`.
@@ -132,7 +135,12 @@ def spikeode_yinyang(args):
     from spikeode.data import TASKS
     from spikeode.train import TrainConfig, _load, _setup_jax, _take, _Trainer
 
-    config = TrainConfig(epochs=args.epochs, out="", select="last").validate()
+    import jax
+
+    from spikeode.train import num_devices
+
+    config = TrainConfig(epochs=args.epochs, out="", select="last", devices=args.devices)
+    config.validate()
     _setup_jax(config.dtype)
     task = TASKS["yinyang"]
     (x_train, y_train), (x_test, y_test) = _load(task, config, jnp.dtype(config.dtype))
@@ -164,6 +172,8 @@ def spikeode_yinyang(args):
             "test_acc": history[-1]["test_acc"],
             "history": history,
             "compile_time_method": "first step minus the median steady step",
+            "devices": num_devices(config),
+            "cpu_devices": jax.local_device_count(),
             "config": {"tau_mem_s": config.tau_mem, "tau_syn_s": config.tau_syn,
                        "t1_s": config.t1, "loss": "first_spike_loss (Goeltz et al. 2021) "
                        "+ missing_spike_loss", "optimiser": "clip_by_global_norm(1) + Adam "
@@ -745,7 +755,11 @@ def worker(args):
 
 
 # ============================================================================= parent
-def run_child(kind, lib, args, extra=()):
+def cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def run_child(kind, lib, args, extra=(), env=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--lib", lib,
            "--epochs", str(args.epochs), "--eventax-batches", str(args.eventax_batches),
            "--eventax-event-steps", str(args.eventax_event_steps),
@@ -755,7 +769,7 @@ def run_child(kind, lib, args, extra=()):
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=args.timeout)
+                              timeout=args.timeout, env=env)
     except subprocess.TimeoutExpired as e:
         err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
         sys.stderr.write(err)
@@ -822,6 +836,7 @@ def main(argv=None):
     parser.add_argument("--worker", choices=BENCHMARKS, help=argparse.SUPPRESS)
     parser.add_argument("--lib", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--devices", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
@@ -886,7 +901,16 @@ def main(argv=None):
                 report["spike_time"][lib][dtype] = r
     if "yinyang" not in skip:
         for lib in libs:
-            report["yinyang"][lib] = run_child("yinyang", lib, args)
+            if lib == "spikeode":
+                # as `spikeode train` runs it: one CPU device per core, each batch split
+                # over them; and on one device, as the peers run
+                env = dict(os.environ,
+                           XLA_FLAGS=f"--xla_force_host_platform_device_count={cores()}")
+                report["yinyang"][lib] = run_child("yinyang", lib, args, env=env)
+                report["yinyang"]["spikeode_one_device"] = run_child(
+                    "yinyang", lib, args, ("--devices", "1"), env=env)
+            else:
+                report["yinyang"][lib] = run_child("yinyang", lib, args)
     if "recurrent" not in skip:
         report["recurrent"]["config"] = "benchmarks/recurrent_lif.py " + (
             "QUICK (20 neurons, 0.2 s)" if args.quick else "FULL (100 neurons, 1 s)")

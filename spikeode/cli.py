@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 
@@ -130,6 +131,17 @@ def _eval(args) -> int:
     return 0
 
 
+def _use_all_cores():
+    """Give JAX one CPU device per core (unless XLA_FLAGS already says how many), so
+    that training can split each batch over them. Effective only before JAX's
+    backend starts, i.e. before the first computation."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        flag = f"--xla_force_host_platform_device_count={cores or 1}"
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+
+
 def main(argv=None) -> int:
     """Entry point of the `spikeode` console script."""
     parser = argparse.ArgumentParser(
@@ -171,6 +183,8 @@ def main(argv=None) -> int:
     e.add_argument("checkpoint", help="path of a checkpoint (OUT/checkpoint)")
     e.set_defaults(func=_eval)
     args = parser.parse_args(argv)
+    if args.command in ("train", "eval"):
+        _use_all_cores()
     return args.func(args)
 
 

@@ -47,7 +47,14 @@ class TrainConfig:
     epoch's parameters are the result, `"validation"` (the best validation accuracy,
     ties to the lower validation loss, for tasks with a validation split; otherwise
     the last epoch) or `"last"`; `train_samples`, `validation_samples` and
-    `test_samples` use only the first samples of each split (0: all).
+    `test_samples` use only the first samples of each split (0: all); `devices`:
+    how many devices share each batch (data parallel: every device simulates and
+    differentiates its share of the samples, and the gradients are averaged, the
+    same mean as on one device up to round-off). 0: as many of JAX's local devices
+    as divide `batch_size`. JAX sees one CPU device unless told otherwise; the
+    `spikeode` command sets `--xla_force_host_platform_device_count` to the number
+    of cores, so `spikeode train` uses them all. `silent_weight > 0` needs the
+    whole batch on one device (it asks which neurons fired for no sample).
     """
 
     task: str = "yinyang"
@@ -82,6 +89,7 @@ class TrainConfig:
     train_samples: int = 0
     validation_samples: int = 0
     test_samples: int = 0
+    devices: int = 0
 
     def validate(self) -> TrainConfig:
         from .data import TASKS
@@ -89,7 +97,8 @@ class TrainConfig:
         problems = []
         if self.task not in TASKS:
             problems.append(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
-        for name in ("train_samples", "validation_samples", "test_samples", "output_spikes"):
+        for name in ("train_samples", "validation_samples", "test_samples", "output_spikes",
+                     "devices"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 problems.append(f"{name} must be a non-negative integer, got {value!r}")
@@ -108,6 +117,14 @@ class TrainConfig:
                 problems.append(f"{name} must be a non-negative number, got {value!r}")
         if not (0 <= self.input_dropout < 1):
             problems.append(f"input_dropout must lie in [0, 1), got {self.input_dropout!r}")
+        if self.devices > 1 and self.silent_weight:
+            problems.append(
+                f"silent_weight > 0 needs the whole batch on one device; got devices={self.devices}"
+            )
+        elif self.devices > 1 and self.batch_size % self.devices:
+            problems.append(
+                f"batch_size {self.batch_size} must be a multiple of devices={self.devices}"
+            )
         if self.select not in SELECT_RULES:
             problems.append(f"select must be one of {list(SELECT_RULES)}, got {self.select!r}")
         if self.dtype not in ("float32", "float64"):
@@ -259,6 +276,61 @@ def _bump_silent(params, hidden_counts, bump):
     return eqx.tree_at(lambda p: tuple(l.w_in for l in p.layers[: len(new)]), params, new)
 
 
+def num_devices(config: TrainConfig) -> int:
+    """How many devices share each training batch under `config.devices` (see
+    `TrainConfig`)."""
+    import jax
+
+    available = jax.local_device_count()
+    if config.devices:
+        if config.devices > available:
+            raise ValueError(
+                f"devices={config.devices} but JAX has {available} local device(s); for "
+                "CPU cores set XLA_FLAGS=--xla_force_host_platform_device_count=N before "
+                "JAX starts (the spikeode command does)"
+            )
+        return config.devices
+    if config.silent_weight:
+        return 1
+    return max(d for d in range(1, available + 1) if config.batch_size % d == 0)
+
+
+def _mesh(d: int):
+    import jax
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(jax.local_devices()[:d]), ("batch",))
+
+
+def _replicated(tree, d: int):
+    """`tree` on each of the `d` devices (so that the compiled step, whose outputs
+    are replicated, sees the same placement at every call and compiles once)."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    if d == 1:
+        return tree
+    return jax.device_put(tree, NamedSharding(_mesh(d), PartitionSpec()))
+
+
+def _data_parallel(fn, d: int, out_specs):
+    """`fn(params, x, y)` with the batch (`x`, `y`) split over `d` devices and the
+    parameters replicated; `fn` runs on each share and reduces its outputs over the
+    mesh axis `"batch"` itself (`out_specs` says which outputs are per-sample)."""
+    import jax
+    from jax.sharding import PartitionSpec
+
+    if d == 1:
+        return fn
+    mesh = _mesh(d)
+    batch = PartitionSpec("batch")
+    return jax.shard_map(
+        fn, mesh=mesh, in_specs=(PartitionSpec(), batch, batch), out_specs=out_specs,
+        # equinox.error_if's branches are not annotated for shard_map's type check
+        check_vma=False,
+    )  # fmt: skip
+
+
 # Module-level compiled steps: the static part of the model and the configuration
 # (minus fields that do not affect the computation) are static arguments, so every
 # trainer with the same network shares one compilation.
@@ -267,12 +339,25 @@ def _compiled():
     import jax
     import jax.numpy as jnp
     import optax
+    from jax import lax
+    from jax.sharding import PartitionSpec
 
     @eqx.filter_jit
     def train_step(params, opt_state, x, y, static, config, steps_per_epoch):
-        (loss, (acc, hidden_counts)), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
-            params, static, config, x, y
-        )
+        d = num_devices(config)
+
+        def loss_and_grad(params, x, y):
+            (loss, (acc, counts)), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
+                params, static, config, x, y
+            )
+            if d > 1:  # the mean over the batch is the mean of the shares' means
+                loss, acc, grads = lax.pmean((loss, acc, grads), "batch")
+            return loss, acc, grads, counts
+
+        every, shares = PartitionSpec(), PartitionSpec("batch")
+        loss, acc, grads, hidden_counts = _data_parallel(
+            loss_and_grad, d, (every, every, every, shares)
+        )(params, x, y)
         optimiser = _optimiser(config, steps_per_epoch)
         updates, opt_state = optimiser.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -281,7 +366,23 @@ def _compiled():
 
     @eqx.filter_jit
     def evaluate(params, x, y, static, config):
-        loss, (acc, hidden_counts) = _batch_loss(params, static, config, x, y)
+        # the training's devices, or fewer if they do not divide the samples
+        n, most = y.shape[0], num_devices(config)
+        d = max(k for k in range(1, most + 1) if n % k == 0)
+        if d == 1:
+            loss, (acc, hidden_counts) = _batch_loss(params, static, config, x, y)
+        else:
+            # per-sample results on each device's share, reduced here
+            def per_sample(params, x, y):
+                losses, (preds, hidden) = jax.vmap(
+                    _per_sample, in_axes=(None, None, None, 0, 0)
+                )(params, static, config, x, y)
+                return losses, preds == y, tuple(s.counts() for s, _ in hidden)
+
+            losses, correct, hidden_counts = _data_parallel(
+                per_sample, d, PartitionSpec("batch")
+            )(params, x, y)
+            loss, acc = jnp.mean(losses), jnp.mean(correct)
         # fraction of hidden neurons that fired for none of the samples
         silent = [jnp.all(c == 0, axis=0) for c in hidden_counts]
         silent = jnp.mean(jnp.concatenate(silent)) if silent else jnp.zeros(())
@@ -314,7 +415,11 @@ class _Trainer:
         model = build_model(config, num_inputs, num_classes, jax.random.PRNGKey(config.seed))
         self.params, self.static = eqx.partition(model, trainable_filter(model))
         self.steps_per_epoch = steps_per_epoch
-        self.opt_state = _optimiser(config, steps_per_epoch).init(self.params)
+        self.devices = num_devices(config)
+        self.params = _replicated(self.params, self.devices)
+        self.opt_state = _replicated(
+            _optimiser(config, steps_per_epoch).init(self.params), self.devices
+        )
         # the parameters selected so far (see `TrainConfig.select`) and why
         self.selected_params = self.params
         self.selected: dict | None = None
@@ -393,8 +498,8 @@ class _Trainer:
             )
         try:
             with open(path + ".eqx", "rb") as f:
-                self.params, self.opt_state, self.selected_params = (
-                    eqx.tree_deserialise_leaves(f, self._state())
+                self.params, self.opt_state, self.selected_params = _replicated(
+                    eqx.tree_deserialise_leaves(f, self._state()), self.devices
                 )
         except Exception as e:
             raise ValueError(
@@ -530,6 +635,9 @@ def fit(
             f"batch_size {config.batch_size} exceeds the {len(y_train)} training samples"
         )
     trainer = _Trainer(config, x_train.num_neurons, task.num_classes, steps)
+    devices = trainer.devices
+    log(f"{config.task}: {steps} steps of {config.batch_size} samples per epoch, each "
+        f"batch split over {devices} device(s)")
     ckpt = os.path.join(config.out, "checkpoint")
     metrics_path = os.path.join(config.out, "metrics.jsonl")
     start_epoch, history = 0, []
@@ -615,6 +723,7 @@ def fit(
         selected=selected,
         final_test_acc=history[-1]["test_acc"] if history else None,
         epochs=len(history),
+        devices=devices,
         wall_seconds=time.perf_counter() - wall,
         out=os.path.abspath(config.out),
         config=config.to_json(),

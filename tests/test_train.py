@@ -166,6 +166,66 @@ def test_config_validation():
     for name in ("silent_weight", "weight_decay", "input_jitter"):
         with pytest.raises(ValueError, match=f"{name} must be a non-negative"):
             dataclasses.replace(SMALL, **{name: -1.0}).validate()
+    with pytest.raises(ValueError, match="devices must be a non-negative integer"):
+        dataclasses.replace(SMALL, devices=-1).validate()
+    with pytest.raises(ValueError, match="batch_size 32 must be a multiple of devices=3"):
+        dataclasses.replace(SMALL, devices=3).validate()
+    with pytest.raises(ValueError, match="silent_weight > 0 needs the whole batch"):
+        dataclasses.replace(SMALL, devices=2, silent_weight=0.1).validate()
+
+
+_DATA_PARALLEL = """
+import dataclasses, json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np, jax.numpy as jnp
+from spikeode.train import TrainConfig, _Trainer, _load, _take, _batches, num_devices
+from spikeode.data import TASKS
+assert jax.local_device_count() == 2, jax.devices()
+config = TrainConfig(task="yinyang", batch_size=32, hidden=40, dtype="float64",
+                     train_samples=96, test_samples=50)
+(x, y), (x_test, y_test) = _load(TASKS["yinyang"], config, jnp.float64)
+out = {}
+for d in (1, 2):
+    c = dataclasses.replace(config, devices=d)
+    trainer = _Trainer(c, x.num_neurons, 3, 3)
+    losses = [float(trainer.train_step(_take(x, i), jnp.asarray(y[i]))[0])
+              for i in _batches(96, 32, 0, 0)]
+    w = [np.asarray(l.w_in).tolist() for l in trainer.params.layers]
+    test = [float(v) for v in trainer.evaluate(x_test, jnp.asarray(y_test), activity=True)]
+    out[d] = dict(devices=num_devices(c), losses=losses, w=w, test=test)
+out["auto"] = num_devices(config)  # devices=0: all that divide the batch
+print(json.dumps(out))
+"""
+
+
+def test_data_parallel_training_matches_one_device():
+    """Splitting each batch over two CPU devices (a fresh process: the device count is
+    fixed when JAX starts) gives the one-device losses, parameters and test metrics
+    to round-off in float64; `devices=0` picks both."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = subprocess.run(
+        [sys.executable, "-c", _DATA_PARALLEL], env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    one, two = out["1"], out["2"]
+    assert (one["devices"], two["devices"], out["auto"]) == (1, 2, 2)
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-12)
+    for a, b in zip(two["w"], one["w"]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # the test set (50 samples) is split over both devices too
+    np.testing.assert_allclose(two["test"], one["test"], rtol=1e-12)
+    assert one["w"][0] != _initial_weights()  # training moved the weights
+
+
+def _initial_weights():
+    trainer = _Trainer(TrainConfig(task="yinyang", batch_size=32, hidden=40, dtype="float64"), 5, 3, 3)
+    return np.asarray(trainer.params.layers[0].w_in).tolist()
 
 
 def test_input_augmentation_is_reproducible_sorted_and_nonnegative():
