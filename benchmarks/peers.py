@@ -36,6 +36,7 @@ Usage (in a separate venv with the peers, see docs/benchmarks.md):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -139,8 +140,9 @@ def spikeode_yinyang(args):
 
     from spikeode.train import num_devices
 
-    config = TrainConfig(epochs=args.epochs, out="", select="last", devices=args.devices)
-    config.validate()
+    # `spikeode train yinyang`'s configuration
+    config = dataclasses.replace(TrainConfig.for_task("yinyang"), epochs=args.epochs, out="",
+                                 select="last", devices=args.devices).validate()
     _setup_jax(config.dtype)
     task = TASKS["yinyang"]
     (x_train, y_train), (x_test, y_test) = _load(task, config, jnp.dtype(config.dtype))
@@ -435,7 +437,7 @@ def eventax_yinyang(args):
     from eventax.neuron_models import LIF
     from spikeode.train import TrainConfig, build_model
 
-    config = TrainConfig()
+    config = TrainConfig.for_task("yinyang")
     data = yinyang_arrays()
     ms = 1e3  # Eventax runs in ms here (its tests and docs use ms-scale numbers)
     t_max = T1 * ms

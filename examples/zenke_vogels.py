@@ -15,7 +15,7 @@ cross-entropy, every spike time differentiated through the event root find), wit
 (and, on Randman, initial hidden weights N(0.5, 0.4) for 21 instead of 5 inputs,
 learning rate 1.5e-2 instead of 5e-3, and room for 8 instead of 3 spikes per hidden
 neuron: with 3 a neuron overflowed and the run stopped). One exact step is
-`spikeode train`'s step (`spikeode.train.build_model`, `_per_sample`, `_optimiser`).
+`spikeode train`'s step (`spikeode.train.build_model`, `sample_loss`, `optimiser`).
 
 Both sides see the same data, the same neuron constants (tau_mem 20 ms, tau_syn
 5 ms, threshold 1, reset 0), the same hidden size, the same initial hidden-weight
@@ -55,7 +55,7 @@ import optax
 
 import spikeode as so
 from spikeode.baselines import surrogate as sg
-from spikeode.train import TrainConfig, _optimiser, _per_sample, build_model, trainable_filter
+from spikeode.train import TrainConfig, build_model, optimiser, sample_loss, trainable_filter
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -128,10 +128,10 @@ def batches(n: int, seed: int, epoch: int):
 
 # ----------------------------------------------------------------------- exact side
 def _exact_batch(params, static, config, x, y):
-    """`spikeode train`'s batch loss (`spikeode.train._per_sample`: first-spike
+    """`spikeode train`'s batch loss (`spikeode.train.sample_loss`: first-spike
     cross-entropy plus the missing-spike term, through the event loop), returning the
     per-sample predictions and hidden spike counts as well."""
-    losses, (preds, hidden) = jax.vmap(_per_sample, in_axes=(None, None, None, 0, 0))(
+    losses, (preds, hidden) = jax.vmap(sample_loss, in_axes=(None, None, None, 0, 0))(
         params, static, config, x, y)
     return jnp.mean(losses), (preds, jnp.sum(hidden[0][0].counts(), axis=-1))
 
@@ -159,7 +159,7 @@ def train_exact(task, data, sizes, num_classes, seed=0):
     model = build_model(config, x_tr.num_neurons, num_classes, jax.random.PRNGKey(seed))
     params, static = eqx.partition(model, trainable_filter(model))
     steps = len(y_tr) // BATCH
-    opt = _optimiser(config, steps)
+    opt = optimiser(config, steps)
     state = opt.init(params)
     update = eqx.filter_jit(lambda g, s, p: opt.update(g, s, p))
     hist = dict(epoch_time=[], train_loss=[], test_acc=[], hidden_spikes=[])

@@ -555,11 +555,9 @@ def _run(
             f"simulate: ExactSolver needs a closed-form `flow`, which "
             f"{type(neuron).__name__} does not implement; pass a numerical solver."
         )
-    controller = (
-        diffrax.PIDController(rtol=1e-10, atol=1e-10)
-        if stepsize_controller is None
-        else stepsize_controller
-    )
+    # (numerical solvers only: an ExactSolver segment is one step)
+    if stepsize_controller is None and not exact:
+        stepsize_controller = diffrax.PIDController(rtol=1e-10, atol=1e-10)
     if root_finder is None:
         root_finder = BracketedNewton()
     eventprop = isinstance(adjoint, EventPropAdjoint)
@@ -595,7 +593,7 @@ def _run(
             y,
             SegmentArgs(model, refractory),
             saveat=diffrax.SaveAt(t1=True),
-            stepsize_controller=controller,
+            stepsize_controller=stepsize_controller,
             event=event,
             max_steps=max_steps,
             adjoint=inner_adjoint,

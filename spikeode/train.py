@@ -213,7 +213,10 @@ def trainable_filter(model):
     )
 
 
-def _optimiser(config: TrainConfig, steps_per_epoch: int):
+def optimiser(config: TrainConfig, steps_per_epoch: int):
+    """The training's Optax optimiser: global-norm clipping at `config.grad_clip`,
+    then Adam (AdamW with `config.weight_decay`) with the learning rate `config.lr`
+    decaying by `config.lr_decay` per epoch of `steps_per_epoch` steps."""
     import optax
 
     schedule = optax.exponential_decay(config.lr, steps_per_epoch, config.lr_decay)
@@ -225,7 +228,14 @@ def _optimiser(config: TrainConfig, steps_per_epoch: int):
     return optax.chain(optax.clip_by_global_norm(config.grad_clip), adam)
 
 
-def _per_sample(params, static, config: TrainConfig, x, y):
+def sample_loss(params, static, config: TrainConfig, x, y):
+    """The loss of one sample (input train `x`, label `y`) for the model
+    `equinox.combine(params, static)` (from `build_model`): `first_spike_loss` of the
+    output spikes plus `config.missing_weight * missing_spike_loss`.
+
+    **Returns:** `(loss, (prediction, hidden))`, with `hidden` a tuple of
+    `(spikes, v_final)` per hidden layer.
+    """
     import equinox as eqx
 
     from .losses import first_spike_loss, first_spike_prediction, missing_spike_loss
@@ -248,7 +258,7 @@ def _batch_loss(params, static, config, x, y):
 
     from .losses import silent_neuron_loss
 
-    losses, (preds, hidden) = jax.vmap(_per_sample, in_axes=(None, None, None, 0, 0))(
+    losses, (preds, hidden) = jax.vmap(sample_loss, in_axes=(None, None, None, 0, 0))(
         params, static, config, x, y
     )
     loss = jnp.mean(losses)
@@ -358,8 +368,8 @@ def _compiled():
         loss, acc, grads, hidden_counts = _data_parallel(
             loss_and_grad, d, (every, every, every, shares)
         )(params, x, y)
-        optimiser = _optimiser(config, steps_per_epoch)
-        updates, opt_state = optimiser.update(grads, opt_state, params)
+        opt = optimiser(config, steps_per_epoch)
+        updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         params = _bump_silent(params, hidden_counts, config.hidden_bump)
         return params, opt_state, loss, acc
@@ -375,7 +385,7 @@ def _compiled():
             # per-sample results on each device's share, reduced here
             def per_sample(params, x, y):
                 losses, (preds, hidden) = jax.vmap(
-                    _per_sample, in_axes=(None, None, None, 0, 0)
+                    sample_loss, in_axes=(None, None, None, 0, 0)
                 )(params, static, config, x, y)
                 return losses, preds == y, tuple(s.counts() for s, _ in hidden)
 
@@ -418,7 +428,7 @@ class _Trainer:
         self.devices = num_devices(config)
         self.params = _replicated(self.params, self.devices)
         self.opt_state = _replicated(
-            _optimiser(config, steps_per_epoch).init(self.params), self.devices
+            optimiser(config, steps_per_epoch).init(self.params), self.devices
         )
         # the parameters selected so far (see `TrainConfig.select`) and why
         self.selected_params = self.params
