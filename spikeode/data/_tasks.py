@@ -64,14 +64,24 @@ def _randman(dtype):
 
 
 TASKS: dict[str, Task] = {
-    "yinyang": Task("yinyang", 3, _yinyang, load_validation=_yinyang_validation),
+    "yinyang": Task(
+        "yinyang", 3, _yinyang,
+        # Weight bumping (Goeltz et al. 2021) against dying hidden neurons, which took
+        # 42 -> 69-76 % of them silent and one seed to 94.4 % test. Chosen on the
+        # validation split (selected epoch, seeds 0-4, float32, 2 devices): mean
+        # 97.06 % without, 97.42 % with 0.01, 97.78 % with 0.001 (no neuron silent);
+        # lr_decay 0.9 instead of 0.95: 97.14 %.
+        dict(hidden_bump=0.001),
+        load_validation=_yinyang_validation,
+    ),
     "xor": Task("xor", 2, _xor),
     "digits": Task(
         "digits", 10, _digits,
         # measured (test accuracy of the validation-selected / last epoch): 100
         # hidden, no augmentation 92.2 % (seed 0, last); 200 hidden with these
         # augmentations 94.99 / 96.9, 95.5 / 95.5, 93.6 / 93.9 % (seeds 0, 1, 2);
-        # these defaults (300 hidden) 95.5 / 95.8, 95.8 / 95.8, 96.4 / 96.7 %
+        # these defaults (300 hidden) 95.5 / 95.8, 95.8 / 95.8, 96.4 / 96.7 % (one
+        # device); two devices 94.4 / 95.3, 96.1 / 95.0, 93.3 / 95.0 % (float32 chaos)
         dict(hidden=300, epochs=40, w_hidden=(0.3, 0.15), w_out=(0.3, 0.1),
              output_bias=1.2, missing_weight=0.0, input_jitter=0.001, input_dropout=0.1),
         load_validation=_digits_validation,
