@@ -252,15 +252,20 @@ def sample_loss(params, static, config: TrainConfig, x, y):
     return loss, (first_spike_prediction(out), hidden)
 
 
+def _sample_losses(params, static, config, x, y):
+    """`sample_loss` of every sample of the batch `(x, y)`."""
+    import jax
+
+    return jax.vmap(sample_loss, in_axes=(None, None, None, 0, 0))(params, static, config, x, y)
+
+
 def _batch_loss(params, static, config, x, y):
     import jax
     import jax.numpy as jnp
 
     from .losses import silent_neuron_loss
 
-    losses, (preds, hidden) = jax.vmap(sample_loss, in_axes=(None, None, None, 0, 0))(
-        params, static, config, x, y
-    )
+    losses, (preds, hidden) = _sample_losses(params, static, config, x, y)
     loss = jnp.mean(losses)
     if config.silent_weight:
         for spikes, v_final in hidden:
@@ -384,9 +389,7 @@ def _compiled():
         else:
             # per-sample results on each device's share, reduced here
             def per_sample(params, x, y):
-                losses, (preds, hidden) = jax.vmap(
-                    sample_loss, in_axes=(None, None, None, 0, 0)
-                )(params, static, config, x, y)
+                losses, (preds, hidden) = _sample_losses(params, static, config, x, y)
                 return losses, preds == y, tuple(s.counts() for s, _ in hidden)
 
             losses, correct, hidden_counts = _data_parallel(

@@ -182,8 +182,9 @@ import numpy as np, jax.numpy as jnp
 from spikeode.train import TrainConfig, _Trainer, _load, _take, _batches, num_devices
 from spikeode.data import TASKS
 assert jax.local_device_count() == 2, jax.devices()
+# weight bumping uses the silent neurons of the whole batch, gathered from both shares
 config = TrainConfig(task="yinyang", batch_size=32, hidden=40, dtype="float64",
-                     train_samples=96, test_samples=50)
+                     train_samples=96, test_samples=50, hidden_bump=0.05)
 (x, y), (x_test, y_test) = _load(TASKS["yinyang"], config, jnp.float64)
 out = {}
 for d in (1, 2):
@@ -201,8 +202,8 @@ print(json.dumps(out))
 
 def test_data_parallel_training_matches_one_device():
     """Splitting each batch over two CPU devices (a fresh process: the device count is
-    fixed when JAX starts) gives the one-device losses, parameters and test metrics
-    to round-off in float64; `devices=0` picks both."""
+    fixed when JAX starts) gives the one-device losses, parameters (weight bumping
+    included) and test metrics to round-off in float64; `devices=0` picks both."""
     import subprocess
     import sys
 
