@@ -180,7 +180,8 @@ def spikeode_yinyang(args):
                        "t1_s": config.t1, "loss": "first_spike_loss (Goeltz et al. 2021) "
                        "+ missing_spike_loss", "optimiser": "clip_by_global_norm(1) + Adam "
                        "5e-3, decay 0.95/epoch", "solver": "ExactSolver + BracketedNewton",
-                       "hidden_spikes_per_neuron": config.hidden_spikes_per_neuron},
+                       "hidden_spikes_per_neuron": config.hidden_spikes_per_neuron,
+                       "hidden_bump": config.hidden_bump},
         },
     )
 
