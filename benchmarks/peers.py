@@ -758,10 +758,6 @@ def worker(args):
 
 
 # ============================================================================= parent
-def cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
 def run_child(kind, lib, args, extra=(), env=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--lib", lib,
            "--epochs", str(args.epochs), "--eventax-batches", str(args.eventax_batches),
@@ -907,8 +903,10 @@ def main(argv=None):
             if lib == "spikeode":
                 # as `spikeode train` runs it: one CPU device per core, each batch split
                 # over them; and on one device, as the peers run
+                from spikeode.cli import cpu_cores
+
                 env = dict(os.environ,
-                           XLA_FLAGS=f"--xla_force_host_platform_device_count={cores()}")
+                           XLA_FLAGS=f"--xla_force_host_platform_device_count={cpu_cores()}")
                 report["yinyang"][lib] = run_child("yinyang", lib, args, env=env)
                 report["yinyang"]["spikeode_one_device"] = run_child(
                     "yinyang", lib, args, ("--devices", "1"), env=env)

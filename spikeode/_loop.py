@@ -205,18 +205,16 @@ def _flow_crossing_jvp(primals, tangents, *, condition):
     # through the function itself, so that derivatives of this rule are right too
     t_hit = _flow_crossing(*primals, condition=condition)
     dmodel, dt, dt_end, dy = tangents[:4]
+    # missing tangents (None) are zeros
     zero = lambda x, dx: jnp.zeros_like(x) if dx is None else dx
     dt, dt_end, dy = zero(t, dt), zero(t_end, dt_end), zero(y, dy)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    leaves, treedef = jax.tree_util.tree_flatten(params, is_leaf=lambda x: x is None)
-    d_leaves = (
-        [None] * len(leaves)
-        if dmodel is None
-        else jax.tree_util.tree_leaves(dmodel, is_leaf=lambda x: x is None)
-    )
-    dmodel = jax.tree_util.tree_unflatten(
-        treedef, [None if p is None else zero(p, d) for p, d in zip(leaves, d_leaves)]
-    )
+    if dmodel is None:
+        dmodel = jax.tree_util.tree_map(lambda _: None, params)
+    dmodel = jax.tree_util.tree_map(
+        lambda p, d: None if p is None else zero(p, d), params, dmodel,
+        is_leaf=lambda x: x is None,
+    )  # fmt: skip
 
     def c(s, p, t0, y0):
         return _along_flow(condition, eqx.combine(p, static), t0, y0, refractory)(s)

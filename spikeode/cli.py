@@ -131,14 +131,19 @@ def _eval(args) -> int:
     return 0
 
 
+def cpu_cores() -> int:
+    """The number of CPU cores this process may run on."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
+
+
 def _use_all_cores():
     """Give JAX one CPU device per core (unless XLA_FLAGS already says how many), so
     that training can split each batch over them. Effective only before JAX's
     backend starts, i.e. before the first computation."""
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        flag = f"--xla_force_host_platform_device_count={cores or 1}"
+        flag = f"--xla_force_host_platform_device_count={cpu_cores()}"
         os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
 
 
