@@ -260,7 +260,9 @@ def _sample_losses(params, static, config, x, y):
 
 
 def _batch_loss(params, static, config, x, y):
-    import jax
+    """The mean loss of the batch `(x, y)` (with `config.silent_weight`'s term), and
+    as auxiliaries the accuracy and, per hidden layer, for how many of the samples
+    each neuron fired."""
     import jax.numpy as jnp
 
     from .losses import silent_neuron_loss
@@ -270,23 +272,30 @@ def _batch_loss(params, static, config, x, y):
     if config.silent_weight:
         for spikes, v_final in hidden:
             loss = loss + config.silent_weight * silent_neuron_loss(spikes, v_final)
-    hidden_counts = tuple(spikes.counts() for spikes, _ in hidden)
-    return loss, (jnp.mean(preds == y), hidden_counts)
+    return loss, (jnp.mean(preds == y), _fired(hidden))
 
 
-def _bump_silent(params, hidden_counts, bump):
-    """Raise the input weights of hidden neurons that fired for no sample of the batch
-    by `bump`: a silent neuron's spike times do not exist, so the exact gradient
-    cannot revive it (Goeltz et al. 2021 use such weight bumping)."""
-    import equinox as eqx
+def _fired(hidden):
+    """Per hidden layer, for how many samples each neuron fired (`hidden` as returned
+    by `sample_loss` for a batch)."""
     import jax.numpy as jnp
+
+    return tuple(jnp.sum(spikes.counts() > 0, axis=0) for spikes, _ in hidden)
+
+
+def _bump_silent(params, fired, bump):
+    """Raise the input weights of hidden neurons that fired for no sample of the batch
+    (`fired`: per hidden layer, for how many samples each neuron fired) by `bump`: a
+    silent neuron's spike times do not exist, so the exact gradient cannot revive it
+    (Goeltz et al. 2021 use such weight bumping)."""
+    import equinox as eqx
 
     if not bump:
         return params
-    layers = params.layers[: len(hidden_counts)]
+    layers = params.layers[: len(fired)]
     new = tuple(
-        layer.w_in + bump * jnp.all(counts == 0, axis=0).astype(layer.w_in.dtype)
-        for layer, counts in zip(layers, hidden_counts)
+        layer.w_in + bump * (count == 0).astype(layer.w_in.dtype)
+        for layer, count in zip(layers, fired)
     )
     return eqx.tree_at(lambda p: tuple(l.w_in for l in p.layers[: len(new)]), params, new)
 
@@ -328,22 +337,27 @@ def _replicated(tree, d: int):
     return jax.device_put(tree, NamedSharding(_mesh(d), PartitionSpec()))
 
 
-def _data_parallel(fn, d: int, out_specs):
-    """`fn(params, x, y)` with the batch (`x`, `y`) split over `d` devices and the
-    parameters replicated; `fn` runs on each share and reduces its outputs over the
-    mesh axis `"batch"` itself (`out_specs` says which outputs are per-sample)."""
+def _data_parallel(fn, d: int, in_specs, out_specs):
+    """`fn` with its arguments split over `d` devices as `in_specs` says (a
+    `PartitionSpec` per argument: `PartitionSpec()` replicates it, a `"batch"` entry
+    splits that axis); `fn` runs on each share and reduces its outputs over the mesh
+    axis `"batch"` itself (`out_specs` says which outputs stay split)."""
     import jax
-    from jax.sharding import PartitionSpec
 
     if d == 1:
         return fn
-    mesh = _mesh(d)
-    batch = PartitionSpec("batch")
     return jax.shard_map(
-        fn, mesh=mesh, in_specs=(PartitionSpec(), batch, batch), out_specs=out_specs,
+        fn, mesh=_mesh(d), in_specs=in_specs, out_specs=out_specs,
         # equinox.error_if's branches are not annotated for shard_map's type check
         check_vma=False,
     )  # fmt: skip
+
+
+def _chunk_size(steps: int) -> int:
+    """Training steps per compiled call: the largest divisor of an epoch's `steps`
+    up to 16, so that every call has the same length (one compilation) and the
+    progress bar still moves several times per epoch."""
+    return max(k for k in range(1, min(steps, 16) + 1) if steps % k == 0)
 
 
 # Module-level compiled steps: the static part of the model and the configuration
@@ -358,26 +372,34 @@ def _compiled():
     from jax.sharding import PartitionSpec
 
     @eqx.filter_jit
-    def train_step(params, opt_state, x, y, static, config, steps_per_epoch):
+    def train_steps(params, opt_state, xs, ys, static, config, steps_per_epoch):
+        # one optimiser step per batch (xs[k], ys[k]), as one lax.scan; with several
+        # devices the scan runs on each, over its share of every batch, and the
+        # shares' means and silent neurons are combined at every step
         d = num_devices(config)
-
-        def loss_and_grad(params, x, y):
-            (loss, (acc, counts)), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
-                params, static, config, x, y
-            )
-            if d > 1:  # the mean over the batch is the mean of the shares' means
-                loss, acc, grads = lax.pmean((loss, acc, grads), "batch")
-            return loss, acc, grads, counts
-
-        every, shares = PartitionSpec(), PartitionSpec("batch")
-        loss, acc, grads, hidden_counts = _data_parallel(
-            loss_and_grad, d, (every, every, every, shares)
-        )(params, x, y)
         opt = optimiser(config, steps_per_epoch)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        params = _bump_silent(params, hidden_counts, config.hidden_bump)
-        return params, opt_state, loss, acc
+
+        def steps(params, opt_state, xs, ys):
+            def step(carry, batch):
+                params, opt_state = carry
+                (loss, (acc, fired)), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
+                    params, static, config, *batch
+                )
+                if d > 1:  # the mean over the batch is the mean of the shares' means
+                    loss, acc, grads = lax.pmean((loss, acc, grads), "batch")
+                    fired = lax.psum(fired, "batch")
+                updates, opt_state = opt.update(grads, opt_state, params)
+                params = optax.apply_updates(params, updates)
+                params = _bump_silent(params, fired, config.hidden_bump)
+                return (params, opt_state), (loss, acc)
+
+            return lax.scan(step, (params, opt_state), (xs, ys))
+
+        every, shares = PartitionSpec(), PartitionSpec(None, "batch")
+        (params, opt_state), (losses, accs) = _data_parallel(
+            steps, d, (every, every, shares, shares), ((every, every), (every, every))
+        )(params, opt_state, xs, ys)
+        return params, opt_state, losses, accs
 
     @eqx.filter_jit
     def evaluate(params, x, y, static, config):
@@ -385,27 +407,28 @@ def _compiled():
         n, most = y.shape[0], num_devices(config)
         d = max(k for k in range(1, most + 1) if n % k == 0)
         if d == 1:
-            loss, (acc, hidden_counts) = _batch_loss(params, static, config, x, y)
+            loss, (acc, fired) = _batch_loss(params, static, config, x, y)
         else:
             # per-sample results on each device's share, reduced here
             def per_sample(params, x, y):
                 losses, (preds, hidden) = _sample_losses(params, static, config, x, y)
-                return losses, preds == y, tuple(s.counts() for s, _ in hidden)
+                return losses, preds == y, tuple(s.counts() > 0 for s, _ in hidden)
 
-            losses, correct, hidden_counts = _data_parallel(
-                per_sample, d, PartitionSpec("batch")
+            batch = PartitionSpec("batch")
+            losses, correct, fired = _data_parallel(
+                per_sample, d, (PartitionSpec(), batch, batch), batch
             )(params, x, y)
             loss, acc = jnp.mean(losses), jnp.mean(correct)
+            fired = tuple(jnp.sum(f, axis=0) for f in fired)
         # fraction of hidden neurons that fired for none of the samples
-        silent = [jnp.all(c == 0, axis=0) for c in hidden_counts]
-        silent = jnp.mean(jnp.concatenate(silent)) if silent else jnp.zeros(())
+        silent = jnp.mean(jnp.concatenate([f == 0 for f in fired])) if fired else jnp.zeros(())
         return loss, acc, silent
 
     @eqx.filter_jit
     def simulate_all(params, x, static, config):
         return jax.vmap(lambda xi: eqx.combine(params, static)(xi, config.t1))(x)
 
-    return train_step, evaluate, simulate_all
+    return train_steps, evaluate, simulate_all
 
 
 _COMPILED = None
@@ -437,12 +460,41 @@ class _Trainer:
         self.selected_params = self.params
         self.selected: dict | None = None
 
-    def train_step(self, x, y):
-        step = _COMPILED[0]
-        self.params, self.opt_state, loss, acc = step(
-            self.params, self.opt_state, x, y, self.static, self._key, self.steps_per_epoch
+    def train_steps(self, xs, ys):
+        """One optimiser step per batch `(xs[k], ys[k])` (batches stacked along a
+        leading axis), in one compiled call; returns the steps' losses and accuracies."""
+        self.params, self.opt_state, losses, accs = _COMPILED[0](
+            self.params, self.opt_state, xs, ys, self.static, self._key, self.steps_per_epoch
         )
-        return loss, acc
+        return losses, accs
+
+    def train_epoch(self, x, y, epoch: int, on_chunk: Callable | None = None):
+        """One epoch over the training split `(x, y)` (`y` a NumPy array): the batches
+        of `_batches`, augmented by `_augment`, in calls of `_chunk_size` steps each;
+        `on_chunk(losses, accs)` is called after each call with its steps' values.
+
+        **Returns:** the epoch's per-step losses and accuracies (NumPy arrays).
+        """
+        import jax
+        import jax.numpy as jnp
+
+        config = self.config
+        idx = np.stack(list(_batches(len(y), config.batch_size, config.seed, epoch)))
+        chunk = _chunk_size(len(idx))
+        losses, accs = [], []
+        for start in range(0, len(idx), chunk):
+            rows = idx[start : start + chunk]
+            if config.input_jitter or config.input_dropout:
+                batches = [_augment(_take(x, r), config, epoch, start + k) for k, r in enumerate(rows)]
+                xs = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *batches)
+            else:
+                xs = _take(x, rows)
+            loss, acc = (np.asarray(v) for v in self.train_steps(xs, jnp.asarray(y[rows])))
+            losses.append(loss)
+            accs.append(acc)
+            if on_chunk is not None:
+                on_chunk(loss, acc)
+        return np.concatenate(losses), np.concatenate(accs)
 
     def evaluate(self, x, y, *, activity: bool = False):
         """`(loss, accuracy)` on `(x, y)`; with `activity`, also the fraction of hidden
@@ -663,8 +715,7 @@ def fit(
         for row in history:
             f.write(json.dumps(row) + "\n")
 
-    y_train_j, y_test_j = jnp.asarray(y_train), jnp.asarray(y_test)
-    n_train = len(y_train)
+    y_test_j = jnp.asarray(y_test)
     bar_factory = None
     if progress:
         try:
@@ -674,24 +725,23 @@ def fit(
     wall = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         t_epoch = time.perf_counter()
-        losses, accs = [], []
         bar = (
             bar_factory(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
             if bar_factory
             else None
         )
-        first_step = None
-        for step, idx in enumerate(_batches(n_train, config.batch_size, config.seed, epoch)):
-            t_step = time.perf_counter()
-            x = _augment(_take(x_train, idx), config, epoch, step)
-            loss, acc = trainer.train_step(x, y_train_j[idx])
-            losses.append(float(loss))
-            accs.append(float(acc))
-            if first_step is None:
-                first_step = time.perf_counter() - t_step
+        seen, first_call = [], []
+
+        def on_chunk(loss, acc):
+            if not first_call:
+                first_call.append(time.perf_counter() - t_epoch)
+            seen.append((loss, acc))
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.3f}")
+                bar.update(len(loss))
+                recent = np.concatenate([np.stack(v, axis=-1) for v in seen])[-20:]
+                bar.set_postfix(loss=f"{recent[:, 0].mean():.3f}", acc=f"{recent[:, 1].mean():.3f}")
+
+        losses, accs = trainer.train_epoch(x_train, y_train, epoch, on_chunk)
         if bar is not None:
             bar.close()
         train_time = time.perf_counter() - t_epoch
@@ -709,7 +759,7 @@ def fit(
             test_acc=float(test_acc),
             hidden_silent=float(silent),
             epoch_seconds=train_time,
-            first_step_seconds=first_step,
+            first_call_seconds=first_call[0],
         )
         chosen = trainer.select(row, rule)
         history.append(row)

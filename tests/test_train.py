@@ -84,12 +84,12 @@ def test_silent_hidden_neurons_are_bumped():
 
     trainer = _Trainer(dataclasses.replace(SMALL, hidden=4), 5, 3, 30)
     params = trainer.params
-    counts = np.array([[0, 2, 0, 0], [0, 0, 1, 0]])  # (batch, hidden): 0 and 3 silent
-    bumped = _bump_silent(params, (counts,), 0.25)
+    fired = np.array([0, 2, 1, 0])  # samples per hidden neuron: 0 and 3 silent
+    bumped = _bump_silent(params, (fired,), 0.25)
     diff = np.asarray(bumped.layers[0].w_in - params.layers[0].w_in)
     np.testing.assert_allclose(diff, np.tile([0.25, 0.0, 0.0, 0.25], (5, 1)))
     np.testing.assert_array_equal(np.asarray(bumped.layers[1].w_in), np.asarray(params.layers[1].w_in))
-    assert _bump_silent(params, (counts,), 0.0) is params
+    assert _bump_silent(params, (fired,), 0.0) is params
 
 
 def test_resume_gives_identical_parameters(trained, tmp_path):
@@ -191,7 +191,7 @@ import dataclasses, json, sys
 import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np, jax.numpy as jnp
-from spikeode.train import TrainConfig, _Trainer, _load, _take, _batches, num_devices
+from spikeode.train import TrainConfig, _Trainer, _load, num_devices
 from spikeode.data import TASKS
 assert jax.local_device_count() == 2, jax.devices()
 # weight bumping uses the silent neurons of the whole batch, gathered from both shares
@@ -202,8 +202,7 @@ out = {}
 for d in (1, 2):
     c = dataclasses.replace(config, devices=d)
     trainer = _Trainer(c, x.num_neurons, 3, 3)
-    losses = [float(trainer.train_step(_take(x, i), jnp.asarray(y[i]))[0])
-              for i in _batches(96, 32, 0, 0)]
+    losses = trainer.train_epoch(x, y, 0)[0].tolist()
     w = [np.asarray(l.w_in).tolist() for l in trainer.params.layers]
     test = [float(v) for v in trainer.evaluate(x_test, jnp.asarray(y_test), activity=True)]
     out[d] = dict(devices=num_devices(c), losses=losses, w=w, test=test)
