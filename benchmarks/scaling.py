@@ -50,6 +50,8 @@ Usage:
     python benchmarks/scaling.py            # full study (~6 minutes on 2 shared cores)
     python benchmarks/scaling.py --quick    # tiny sizes, a smoke test (< 1 minute)
     python benchmarks/scaling.py --only neurons --no-plot   # one sweep
+    python benchmarks/scaling.py --memory   # each gradient alone in a process: memory
+                                            # vs trial length (about 5 minutes)
 """
 
 from __future__ import annotations
@@ -251,6 +253,70 @@ def worker(pt: dict) -> dict:
     }
 
 
+# ---------------------------------------------------------------------- memory sweep
+# `--memory`: the gradient methods' memory against trial length, each (point, method)
+# alone in a fresh process, so that its peak RSS is its own and not cumulative.
+MEMORY_NEURONS = (30, 100)
+MEMORY_T1S = (1.0, 10.0, 100.0)
+MEMORY_GRADS = ("forward_grad_eventprop_lean", "forward_grad_eventprop", "forward_grad_default")
+
+
+def memory_worker(pt: dict) -> dict:
+    """Compile and run one gradient (`pt["grad"]`, a key of `GRADS`) at one point, and
+    nothing else before it: the process's peak RSS, XLA's memory analysis split into
+    its parts, and the spike count (from a forward pass run after the measurement)."""
+    rss_imports = rl.max_rss_mb()
+    cfg = dataclasses.replace(
+        rl.FULL, num_neurons=pt["num_neurons"], t1=pt["t1"], bias_low=pt["bias_low"],
+        bias_high=pt["bias_high"], max_spikes=pt["max_spikes"],
+    )  # fmt: skip
+    options = dict(next(o for key, o, _ in GRADS if key == pt["grad"]))
+    if options.get("adjoint") == "eventprop":
+        options["adjoint"] = rl.so.EventPropAdjoint()
+    params = rl.make_params(cfg)
+    compiled, timing, mem = rl.compile_fn(rl.make_spikeode_fns(cfg, options)[1], (params,))
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(params))
+    seconds = time.perf_counter() - t0
+    rss = rl.max_rss_mb()
+    neurons = np.asarray(rl.make_spikeode_fns(cfg, {})[0](params)["neurons"])
+    return pt | {
+        "num_spikes": int((neurons < cfg.num_neurons).sum()),
+        "memory": mem,
+        "compile": timing,
+        "first_call_s": seconds,
+        "max_rss_mb": rss,
+        "max_rss_mb_after_imports": rss_imports,
+        "spike_record_bytes": 20 * cfg.max_spikes,
+    }
+
+
+def memory_sweep(quick: bool = False) -> list[dict]:
+    neurons, t1s, grads = (
+        ((10,), (0.3, 3.0), MEMORY_GRADS[:1]) if quick
+        else (MEMORY_NEURONS, MEMORY_T1S, MEMORY_GRADS)
+    )  # fmt: skip
+    results = []
+    for n in neurons:
+        for t1 in t1s:
+            for grad in grads:
+                pt = point(["memory"], n, t1, BASE_RATE_HZ, quick=quick) | {"grad": grad}
+                rl.log(f"[memory] N={n} t1={t1:g} s {grad}")
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--memory-worker", json.dumps(pt)],
+                    stdout=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                if proc.returncode != 0:
+                    results.append(pt | {"error": f"worker exit code {proc.returncode}"})
+                    continue
+                res = json.loads(proc.stdout)
+                rl.log(f"  {res['num_spikes']} spikes: peak RSS {res['max_rss_mb']:.0f} MB "
+                       f"(after imports {res['max_rss_mb_after_imports']:.0f}), XLA "
+                       f"{res['memory']['peak_bytes'] / 2**20:.2f} MB")  # fmt: skip
+                results.append(res)
+    return results
+
+
 # ------------------------------------------------------------------------------ plot
 def plot(report: dict, path: Path):
     import matplotlib
@@ -377,11 +443,48 @@ def main(argv=None):
                         "the default with --quick")
     parser.add_argument("--subprocess", action="store_true",
                         help="one fresh subprocess per point (the default without --quick)")
+    parser.add_argument("--memory", action="store_true",
+                        help="only the memory sweep: each gradient method alone in a fresh "
+                        "process at N = 30 and 100 for 1, 10 and 100 s trials (with "
+                        "--quick: N = 10, 0.3 and 3 s, EventProp with 16 checkpoints); "
+                        "writes benchmarks/results/scaling_memory.json unless --out or "
+                        "--quick is given")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker is not None:
         json.dump(worker(json.loads(args.worker)), sys.stdout)
+        return
+    if args.memory_worker is not None:
+        json.dump(memory_worker(json.loads(args.memory_worker)), sys.stdout)
+        return
+    if args.memory:
+        wall0 = time.perf_counter()
+        report = {
+            "benchmark": "scaling memory",
+            "command": "python benchmarks/scaling.py --memory",
+            "meta": {
+                "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "git_commit": git_commit(),
+                "machine": rl.machine_info(),
+            },
+            "notes": {
+                "max_rss_mb": "peak RSS of a fresh process that imported JAX and spikeode, "
+                "compiled the gradient and called it once (nothing else)",
+                "memory": "XLA memory_analysis of the gradient's executable (bytes)",
+                "spike_record_bytes": "20 bytes per slot of the spike buffer (the output "
+                "spike train: times, ids, slopes); max_spikes = 1.5 x expected + 64",
+            },
+            "points": memory_sweep(args.quick),
+        }
+        report["meta"]["wall_time_s"] = time.perf_counter() - wall0
+        out = args.out or (None if args.quick else HERE / "results" / "scaling_memory.json")
+        if out:
+            Path(out).write_text(json.dumps(report, indent=2) + "\n")
+            rl.log(f"wrote {out}")
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
         return
 
     wall0 = time.perf_counter()

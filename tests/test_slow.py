@@ -57,6 +57,25 @@ def test_scaling_study_quick_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_scaling_memory_sweep_quick():
+    """`benchmarks/scaling.py --memory --quick`: EventProp with 16 checkpoints, alone
+    in a process, for a 0.3 s and a 3 s trial. XLA's memory grows only by the spike
+    buffers (about 36 bytes per slot), far less than a stored carry per segment would
+    (624 bytes per slot at N = 10), and the process's peak memory stays within 20 %."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "scaling.py"), "--memory",
+         "--quick"],
+        check=True, capture_output=True, text=True,
+    )
+    short, long = json.loads(proc.stdout)["points"]
+    assert long["num_spikes"] > 5 * short["num_spikes"], (short, long)
+    grown = long["memory"]["peak_bytes"] - short["memory"]["peak_bytes"]
+    per_slot = grown / (long["max_spikes"] - short["max_spikes"])
+    assert 0 < per_slot < 64, per_slot
+    assert abs(long["max_rss_mb"] / short["max_rss_mb"] - 1) < 0.2
+
+
+@pytest.mark.slow
 def test_peer_benchmark_runs_for_spikeode():
     """`benchmarks/peers.py` for spikeode alone (the peers live in a separate venv)."""
     proc = subprocess.run(
