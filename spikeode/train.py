@@ -75,7 +75,6 @@ class TrainConfig:
     w_hidden: tuple[float, float] = (1.5, 0.78)
     w_out: tuple[float, float] = (0.93, 0.1)
     grad_clip: float = 1.0
-    sample_clip: float = 0.0
     output_refractory: float = 0.1
     output_bias: float = 0.0
     hidden_bump: float = 0.0
@@ -111,7 +110,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 problems.append(f"{name} must be a positive number, got {value!r}")
-        for name in ("hidden_bump", "missing_weight", "silent_weight", "output_bias", "sample_clip",
+        for name in ("hidden_bump", "missing_weight", "silent_weight", "output_bias",
                      "weight_decay", "input_jitter", "input_dropout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
@@ -276,40 +275,6 @@ def _batch_loss(params, static, config, x, y):
     return loss, (jnp.mean(preds == y), _fired(hidden))
 
 
-def _batch_value_and_grad(params, static, config, x, y):
-    """`_batch_loss` and its gradient. With `config.sample_clip`, each sample's
-    gradient is first scaled down to a norm of at most `sample_clip` (then averaged
-    over the batch), so that a few samples with large gradients cannot set the
-    direction of the whole step."""
-    import jax
-    import jax.numpy as jnp
-
-    from .losses import silent_neuron_loss
-
-    if not config.sample_clip:
-        return jax.value_and_grad(_batch_loss, has_aux=True)(params, static, config, x, y)
-    per_sample = jax.vmap(
-        jax.value_and_grad(sample_loss, has_aux=True), in_axes=(None, None, None, 0, 0)
-    )
-    (losses, (preds, hidden)), grads = per_sample(params, static, config, x, y)
-    leaves = jax.tree_util.tree_leaves(grads)
-    norm = jnp.sqrt(sum(jnp.sum(g.reshape(len(y), -1) ** 2, axis=1) for g in leaves))
-    scale = jnp.minimum(1.0, config.sample_clip / jnp.maximum(norm, 1e-30))
-    grads = jax.tree_util.tree_map(
-        lambda g: jnp.tensordot(scale.astype(g.dtype), g, axes=1) / len(y), grads
-    )
-    loss = jnp.mean(losses)
-    if config.silent_weight:
-        def silent(params):
-            hidden = _sample_losses(params, static, config, x, y)[1][1]
-            return sum(silent_neuron_loss(spikes, v) for spikes, v in hidden)
-
-        value, extra = jax.value_and_grad(silent)(params)
-        loss = loss + config.silent_weight * value
-        grads = jax.tree_util.tree_map(lambda g, e: g + config.silent_weight * e, grads, extra)
-    return (loss, (jnp.mean(preds == y), _fired(hidden))), grads
-
-
 def _fired(hidden):
     """Per hidden layer, for how many samples each neuron fired (`hidden` as returned
     by `sample_loss` for a batch)."""
@@ -417,7 +382,7 @@ def _compiled():
         def steps(params, opt_state, xs, ys):
             def step(carry, batch):
                 params, opt_state = carry
-                (loss, (acc, fired)), grads = _batch_value_and_grad(
+                (loss, (acc, fired)), grads = jax.value_and_grad(_batch_loss, has_aux=True)(
                     params, static, config, *batch
                 )
                 if d > 1:  # the mean over the batch is the mean of the shares' means
