@@ -152,7 +152,9 @@ def train_exact(task, data, sizes, num_classes, seed=0):
     config = TrainConfig.from_json(dict(
         config.to_json(), epochs=sizes["epochs"], hidden=sizes["hidden"], seed=seed,
         w_hidden=tuple(sizes["w_hidden"]), dtype=dtype_name(), out="",
-        hidden_bump=0.0,  # the exact reference as published here: no weight bumping
+        # the exact reference as published here: no weight bumping, missing-spike
+        # weight 1 (Yin-Yang's task defaults since changed)
+        hidden_bump=0.0, missing_weight=1.0,
         lr=sizes.get("exact_lr", config.lr),
         hidden_spikes_per_neuron=sizes.get("exact_spikes_per_neuron",
                                            config.hidden_spikes_per_neuron))).validate()
