@@ -485,7 +485,10 @@ class _Trainer:
         for start in range(0, len(idx), chunk):
             rows = idx[start : start + chunk]
             if config.input_jitter or config.input_dropout:
-                batches = [_augment(_take(x, r), config, epoch, start + k) for k, r in enumerate(rows)]
+                # augmented on the host, step by step, with each step's own noise
+                batches = [
+                    _augment(_take(x, r), config, epoch, start + k) for k, r in enumerate(rows)
+                ]
                 xs = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *batches)
             else:
                 xs = _take(x, rows)
@@ -730,16 +733,17 @@ def fit(
             if bar_factory
             else None
         )
-        seen, first_call = [], []
+        seen_loss, seen_acc, first_call = [], [], []
 
         def on_chunk(loss, acc):
             if not first_call:
                 first_call.append(time.perf_counter() - t_epoch)
-            seen.append((loss, acc))
+            seen_loss.extend(loss)
+            seen_acc.extend(acc)
             if bar is not None:
                 bar.update(len(loss))
-                recent = np.concatenate([np.stack(v, axis=-1) for v in seen])[-20:]
-                bar.set_postfix(loss=f"{recent[:, 0].mean():.3f}", acc=f"{recent[:, 1].mean():.3f}")
+                bar.set_postfix(loss=f"{np.mean(seen_loss[-20:]):.3f}",
+                                acc=f"{np.mean(seen_acc[-20:]):.3f}")  # fmt: skip
 
         losses, accs = trainer.train_epoch(x_train, y_train, epoch, on_chunk)
         if bar is not None:

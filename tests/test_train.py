@@ -79,6 +79,14 @@ def test_select_last_and_tasks_without_validation(tmp_path):
     assert results["selected"]["rule"] == "last epoch"
 
 
+def test_xor_task_defaults_learn_xor(tmp_path):
+    """`spikeode train xor` with the task's defaults (float64 here) solves XOR."""
+    config = dataclasses.replace(TrainConfig.for_task("xor"), dtype="float64",
+                                 out=str(tmp_path))  # fmt: skip
+    results = fit(config, progress=False, log=lambda *_: None)
+    assert results["test_acc"] == 1.0, results
+
+
 def test_silent_hidden_neurons_are_bumped():
     from spikeode.train import _bump_silent, _Trainer
 
