@@ -87,6 +87,15 @@ def test_xor_task_defaults_learn_xor(tmp_path):
     assert results["test_acc"] == 1.0, results
 
 
+def test_randman_task_defaults_learn(tmp_path):
+    """`spikeode train randman`'s defaults (float64, 2 epochs on 640 samples here)
+    run and learn: far above chance (10 %) after 20 steps."""
+    config = dataclasses.replace(TrainConfig.for_task("randman"), dtype="float64", epochs=2,
+                                 train_samples=640, test_samples=200, out=str(tmp_path))  # fmt: skip
+    results = fit(config, progress=False, log=lambda *_: None)
+    assert results["test_acc"] > 0.4, results  # 58.5 % measured
+
+
 def test_silent_hidden_neurons_are_bumped():
     from spikeode.train import _bump_silent, _Trainer
 

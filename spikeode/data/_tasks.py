@@ -105,5 +105,13 @@ TASKS: dict[str, Task] = {
              output_bias=1.2, missing_weight=0.0, input_jitter=0.001, input_dropout=0.1),
         load_validation=_digits_validation,
     ),
-    "randman": Task("randman", 10, _randman),
+    "randman": Task(
+        "randman", 10, _randman,
+        # the Zenke & Vogels example's exact-gradient settings (21 inputs need smaller
+        # initial weights than Yin-Yang's 5; with Yin-Yang's, hidden neurons fired more
+        # than 3 times and the run stopped with that error): seed 0 reaches 100 % test
+        # at epoch 4, about 2 s per epoch on 2 devices
+        dict(epochs=10, hidden=100, lr=0.015, w_hidden=(0.5, 0.4),
+             hidden_spikes_per_neuron=8),
+    ),
 }
