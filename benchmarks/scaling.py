@@ -51,7 +51,7 @@ Usage:
     python benchmarks/scaling.py --quick    # tiny sizes, a smoke test (< 1 minute)
     python benchmarks/scaling.py --only neurons --no-plot   # one sweep
     python benchmarks/scaling.py --memory   # each gradient alone in a process: memory
-                                            # vs trial length (about 5 minutes)
+                                            # vs trial length (5-7 minutes)
 """
 
 from __future__ import annotations
@@ -463,7 +463,9 @@ def main(argv=None):
         wall0 = time.perf_counter()
         report = {
             "benchmark": "scaling memory",
-            "command": "python benchmarks/scaling.py --memory",
+            "command": " ".join(
+                ["python benchmarks/scaling.py", *(sys.argv[1:] if argv is None else argv)]
+            ),
             "meta": {
                 "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "git_commit": git_commit(),
