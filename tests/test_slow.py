@@ -60,8 +60,9 @@ def test_scaling_study_quick_runs(tmp_path):
 def test_scaling_memory_sweep_quick():
     """`benchmarks/scaling.py --memory --quick`: EventProp with 16 checkpoints, alone
     in a process, for a 0.3 s and a 3 s trial. XLA's memory grows only by the spike
-    buffers (about 36 bytes per slot), far less than a stored carry per segment would
-    (624 bytes per slot at N = 10), and the process's peak memory stays within 20 %."""
+    buffers (about 36 bytes per slot), far less than with a stored carry per segment
+    (557 bytes per slot, measured at N = 10), and the process's peak memory stays
+    within 20 %."""
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "scaling.py"), "--memory",
          "--quick"],

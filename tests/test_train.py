@@ -211,7 +211,7 @@ import numpy as np, jax.numpy as jnp
 from spikeode.train import TrainConfig, _Trainer, _load, num_devices
 from spikeode.data import TASKS
 assert jax.local_device_count() == 2, jax.devices()
-# weight bumping uses the silent neurons of the whole batch, gathered from both shares
+# weight bumping uses the silent neurons of the whole batch, summed over both shares
 config = TrainConfig(task="yinyang", batch_size=32, hidden=40, dtype="float64",
                      train_samples=96, test_samples=50, hidden_bump=0.05)
 (x, y), (x_test, y_test) = _load(TASKS["yinyang"], config, jnp.float64)
