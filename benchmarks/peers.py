@@ -136,11 +136,9 @@ def spikeode_yinyang(args):
     import numpy as np
 
     from spikeode.data import TASKS
-    from spikeode.train import TrainConfig, _chunk_size, _load, _setup_jax, _Trainer
-
     import jax
 
-    from spikeode.train import num_devices
+    from spikeode.train import TrainConfig, _chunk_size, _load, _setup_jax, _Trainer, num_devices
 
     # `spikeode train yinyang`'s configuration and epoch loop
     config = dataclasses.replace(TrainConfig.for_task("yinyang"), epochs=args.epochs, out="",
@@ -185,7 +183,8 @@ def spikeode_yinyang(args):
                        "+ missing_spike_loss", "optimiser": "clip_by_global_norm(1) + Adam "
                        "5e-3, decay 0.95/epoch", "solver": "ExactSolver + BracketedNewton",
                        "hidden_spikes_per_neuron": config.hidden_spikes_per_neuron,
-                       "hidden_bump": config.hidden_bump},
+                       "hidden_bump": config.hidden_bump,
+                       "missing_weight": config.missing_weight},
         },
         first_steps=chunk,
     )

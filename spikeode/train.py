@@ -300,6 +300,11 @@ def _bump_silent(params, fired, bump):
     return eqx.tree_at(lambda p: tuple(l.w_in for l in p.layers[: len(new)]), params, new)
 
 
+def _largest_divisor(n: int, most: int) -> int:
+    """The largest divisor of `n` that is at most `most` (1 at least)."""
+    return max(k for k in range(1, max(min(n, most), 1) + 1) if n % k == 0)
+
+
 def num_devices(config: TrainConfig) -> int:
     """How many devices share each training batch under `config.devices` (see
     `TrainConfig`)."""
@@ -316,7 +321,7 @@ def num_devices(config: TrainConfig) -> int:
         return config.devices
     if config.silent_weight:
         return 1
-    return max(d for d in range(1, available + 1) if config.batch_size % d == 0)
+    return _largest_divisor(config.batch_size, available)
 
 
 def _mesh(d: int):
@@ -357,7 +362,7 @@ def _chunk_size(steps: int) -> int:
     """Training steps per compiled call: the largest divisor of an epoch's `steps`
     up to 16, so that every call has the same length (one compilation) and the
     progress bar still moves several times per epoch."""
-    return max(k for k in range(1, min(steps, 16) + 1) if steps % k == 0)
+    return _largest_divisor(steps, 16)
 
 
 # Module-level compiled steps: the static part of the model and the configuration
@@ -404,22 +409,20 @@ def _compiled():
     @eqx.filter_jit
     def evaluate(params, x, y, static, config):
         # the training's devices, or fewer if they do not divide the samples
-        n, most = y.shape[0], num_devices(config)
-        d = max(k for k in range(1, most + 1) if n % k == 0)
+        d = _largest_divisor(y.shape[0], num_devices(config))
         if d == 1:
             loss, (acc, fired) = _batch_loss(params, static, config, x, y)
         else:
-            # per-sample results on each device's share, reduced here
+            # per-sample results on each device's share, firing counts summed
             def per_sample(params, x, y):
                 losses, (preds, hidden) = _sample_losses(params, static, config, x, y)
-                return losses, preds == y, tuple(s.counts() > 0 for s, _ in hidden)
+                return losses, preds == y, lax.psum(_fired(hidden), "batch")
 
-            batch = PartitionSpec("batch")
+            every, batch = PartitionSpec(), PartitionSpec("batch")
             losses, correct, fired = _data_parallel(
-                per_sample, d, (PartitionSpec(), batch, batch), batch
+                per_sample, d, (every, batch, batch), (batch, batch, every)
             )(params, x, y)
             loss, acc = jnp.mean(losses), jnp.mean(correct)
-            fired = tuple(jnp.sum(f, axis=0) for f in fired)
         # fraction of hidden neurons that fired for none of the samples
         silent = jnp.mean(jnp.concatenate([f == 0 for f in fired])) if fired else jnp.zeros(())
         return loss, acc, silent
