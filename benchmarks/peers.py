@@ -141,8 +141,10 @@ def spikeode_yinyang(args):
     from spikeode.train import TrainConfig, _chunk_size, _load, _setup_jax, _Trainer, num_devices
 
     # `spikeode train yinyang`'s configuration and epoch loop
-    config = dataclasses.replace(TrainConfig.for_task("yinyang"), epochs=args.epochs, out="",
-                                 select="last", devices=args.devices).validate()
+    config = dataclasses.replace(
+        TrainConfig.for_task("yinyang", closed_form=args.closed_form), epochs=args.epochs,
+        out="", select="last", devices=args.devices,
+    ).validate()
     _setup_jax(config.dtype)
     task = TASKS["yinyang"]
     (x_train, y_train), (x_test, y_test) = _load(task, config, jnp.dtype(config.dtype))
@@ -181,8 +183,12 @@ def spikeode_yinyang(args):
             "config": {"tau_mem_s": config.tau_mem, "tau_syn_s": config.tau_syn,
                        "t1_s": config.t1, "loss": "first_spike_loss (Goeltz et al. 2021) "
                        "+ missing_spike_loss", "optimiser": "clip_by_global_norm(1) + Adam "
-                       "5e-3, decay 0.95/epoch", "solver": "ExactSolver + BracketedNewton",
-                       "hidden_spikes_per_neuron": config.hidden_spikes_per_neuron,
+                       "5e-3, decay 0.95/epoch",
+                       "solver": "closed-form first spikes (spikeode.first_spikes)"
+                       if config.closed_form else "ExactSolver + BracketedNewton",
+                       "hidden_spikes_per_neuron": 1 if config.closed_form
+                       else config.hidden_spikes_per_neuron,
+                       "w_hidden": config.w_hidden, "w_out": config.w_out,
                        "hidden_bump": config.hidden_bump,
                        "missing_weight": config.missing_weight},
         },
@@ -840,6 +846,7 @@ def main(argv=None):
     parser.add_argument("--lib", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--devices", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--closed-form", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
@@ -914,6 +921,12 @@ def main(argv=None):
                 report["yinyang"][lib] = run_child("yinyang", lib, args, env=env)
                 report["yinyang"]["spikeode_one_device"] = run_child(
                     "yinyang", lib, args, ("--devices", "1"), env=env)
+                # `spikeode train yinyang --closed-form`: the closed-form first-spike
+                # network (tau_syn = tau_mem/2 and one spike per neuron, as jaxsnn's)
+                report["yinyang"]["spikeode_closed_form"] = run_child(
+                    "yinyang", lib, args, ("--closed-form",), env=env)
+                report["yinyang"]["spikeode_closed_form_one_device"] = run_child(
+                    "yinyang", lib, args, ("--closed-form", "--devices", "1"), env=env)
             else:
                 report["yinyang"][lib] = run_child("yinyang", lib, args)
     if "recurrent" not in skip:

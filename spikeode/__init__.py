@@ -2,6 +2,7 @@
 
 from . import data as data, losses as losses, nn as nn, smooth as smooth
 from ._adjoint import EventPropAdjoint as EventPropAdjoint
+from ._first_spike import first_spikes as first_spikes
 from ._gradcheck import (
     check_grads as check_grads,
     GradCheckReport as GradCheckReport,

@@ -56,7 +56,7 @@ def _positive_float(text):
     return value
 
 
-_FIXED = ("task", "dtype", "seed", "out", "epochs", "batch_size", "lr", "hidden")
+_FIXED = ("task", "dtype", "seed", "out", "epochs", "batch_size", "lr", "hidden", "closed_form")
 
 
 def _settings(items: list[str]) -> dict:
@@ -95,7 +95,7 @@ def _settings(items: list[str]) -> dict:
 def _train(args) -> int:
     from .train import TrainConfig, fit
 
-    config = TrainConfig.for_task(args.task)
+    config = TrainConfig.for_task(args.task, closed_form=args.closed_form)
     given = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden)
     try:
         config = dataclasses.replace(
@@ -177,6 +177,11 @@ def main(argv=None) -> int:
     t.add_argument("--out", help="output folder (default runs/TASK)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--closed-form", action="store_true",
+        help="closed-form first-spike layers (each neuron fires at most once, tau_syn = "
+        "tau_mem/2, no event loop; much faster) instead of the event loop's",
+    )
     t.add_argument(
         "--set", action="append", metavar="FIELD=VALUE",
         help="any other field of spikeode.train.TrainConfig, e.g. --set silent_weight=0.1 "

@@ -1,4 +1,5 @@
-"""Equinox layers built on the event loop: feed-forward, recurrent, sequential."""
+"""Equinox layers: feed-forward and recurrent layers built on the event loop, a
+feed-forward layer of closed-form first spikes, and `Sequential`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ._first_spike import first_spikes
 from ._loop import Simulation, simulate
 from ._spikes import SpikeTrain
 from .neurons import LIF, AbstractNeuron
@@ -155,6 +157,47 @@ class RecurrentLayer(_AbstractLayer):
         return dict(w_rec=self.w_rec)
 
 
+class FirstSpikeLayer(eqx.Module):
+    """A feed-forward layer whose neurons fire at most once, with the spike times in
+    closed form ([`spikeode.first_spikes`][]: no event loop, much faster). The
+    model must have a closed-form first spike time: [`spikeode.LIF`][] with
+    `tau_mem = 2 tau_syn` (the default here, as in Goeltz et al. 2021) or
+    [`spikeode.NonLeakyIF`][] without bias (Mostafa 2017).
+
+    **Arguments:** `num_inputs`, `num_neurons`, `neuron` (default
+    `LIF(num_neurons, tau_mem=20e-3, tau_syn=10e-3)`), `w_mean`, `w_std`, `dtype`,
+    `key`, as for [`spikeode.nn.SpikingLayer`][].
+    """
+
+    neuron: AbstractNeuron
+    w_in: Float[Array, "inputs neurons"]
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_neurons: int,
+        *,
+        neuron: AbstractNeuron | None = None,
+        w_mean: float = 0.0,
+        w_std: float = 1.0,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        if neuron is None:
+            neuron = LIF(num_neurons, tau_mem=20e-3, tau_syn=10e-3)
+        self.neuron, dtype = _population("FirstSpikeLayer", neuron, num_neurons, dtype)
+        self.neuron.exp_polynomial()  # a model without a closed form fails here
+        self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
+
+    def __call__(self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0) -> Simulation:
+        """Each neuron's first spike on one input train over `[t0, t1]`.
+
+        **Returns:** the layer's [`spikeode.Simulation`][] (see
+        [`spikeode.first_spikes`][]).
+        """
+        return first_spikes(self.neuron, t1, inputs, self.w_in, t0=t0)
+
+
 class Sequential(eqx.Module):
     """Layers applied one after another, each to the previous layer's output spikes.
 
@@ -162,7 +205,7 @@ class Sequential(eqx.Module):
     losses and regularisers can use hidden activity; the output is the last one.
     """
 
-    layers: tuple[_AbstractLayer, ...]
+    layers: tuple[_AbstractLayer | FirstSpikeLayer, ...]
 
     def __init__(self, layers):
         self.layers = tuple(layers)

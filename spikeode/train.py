@@ -55,6 +55,10 @@ class TrainConfig:
     `spikeode` command sets `--xla_force_host_platform_device_count` to the number
     of cores, so `spikeode train` uses them all. `silent_weight > 0` needs the
     whole batch on one device (it asks which neurons fired for no sample).
+    `closed_form`: build both layers as [`spikeode.nn.FirstSpikeLayer`][] (each
+    neuron fires at most once, its spike time in closed form, no event loop; needs
+    `tau_mem == 2 * tau_syn`; `hidden_spikes_per_neuron`, `output_spikes` and
+    `output_refractory` then do not apply).
     """
 
     task: str = "yinyang"
@@ -90,6 +94,7 @@ class TrainConfig:
     validation_samples: int = 0
     test_samples: int = 0
     devices: int = 0
+    closed_form: bool = False
 
     def validate(self) -> TrainConfig:
         from .data import TASKS
@@ -125,6 +130,11 @@ class TrainConfig:
             problems.append(
                 f"batch_size {self.batch_size} must be a multiple of devices={self.devices}"
             )
+        if self.closed_form and self.tau_mem != 2 * self.tau_syn:
+            problems.append(
+                f"closed_form needs tau_mem == 2 * tau_syn; got tau_mem={self.tau_mem!r}, "
+                f"tau_syn={self.tau_syn!r}"
+            )
         if self.select not in SELECT_RULES:
             problems.append(f"select must be one of {list(SELECT_RULES)}, got {self.select!r}")
         if self.dtype not in ("float32", "float64"):
@@ -134,13 +144,20 @@ class TrainConfig:
         return self
 
     @classmethod
-    def for_task(cls, task: str) -> TrainConfig:
-        """The defaults, with the task's own overrides (`spikeode.data.TASKS`)."""
+    def for_task(cls, task: str, closed_form: bool = False) -> TrainConfig:
+        """The defaults, with the task's own overrides (`spikeode.data.TASKS`). With
+        `closed_form`, the network of closed-form first-spike layers: `tau_syn` half
+        of `tau_mem`, and the task's `closed_form_defaults`."""
         from .data import TASKS
 
         if task not in TASKS:
             raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
-        return cls(task=task, out=f"runs/{task}", **TASKS[task].defaults)
+        fields = dict(TASKS[task].defaults)
+        if closed_form:
+            tau_mem = fields.get("tau_mem", cls.tau_mem)
+            fields.update(closed_form=True, tau_syn=tau_mem / 2)
+            fields.update(TASKS[task].closed_form_defaults)
+        return cls(task=task, out=f"runs/{task}", **fields)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -167,11 +184,12 @@ def _setup_jax(dtype: str):
 
 
 def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
-    """The classifier: a hidden LIF layer and an output LIF layer."""
+    """The classifier: a hidden LIF layer and an output LIF layer (event-loop layers,
+    or closed-form first-spike layers with `config.closed_form`)."""
     import jax
     import jax.numpy as jnp
 
-    from .nn import Sequential, SpikingLayer
+    from .nn import FirstSpikeLayer, Sequential, SpikingLayer
     from .neurons import LIF
 
     dtype = jnp.dtype(config.dtype)
@@ -182,6 +200,19 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
         return LIF(n, tau_mem=c(config.tau_mem), tau_syn=c(config.tau_syn), threshold=c(1.0),
                    v_reset=c(0.0), bias=c(bias), refractory_period=c(refractory))
 
+    if config.closed_form:
+        return Sequential(
+            [
+                FirstSpikeLayer(
+                    num_inputs, config.hidden, neuron=lif(config.hidden), w_mean=config.w_hidden[0],
+                    w_std=config.w_hidden[1], dtype=dtype, key=k1,
+                ),
+                FirstSpikeLayer(
+                    config.hidden, num_classes, neuron=lif(num_classes, bias=config.output_bias),
+                    w_mean=config.w_out[0], w_std=config.w_out[1], dtype=dtype, key=k2,
+                ),
+            ]
+        )  # fmt: skip
     return Sequential(
         [
             SpikingLayer(

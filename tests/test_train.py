@@ -294,3 +294,32 @@ def test_cli_set_option_errors(capsys):
     ]:
         assert cli.main(["train", "yinyang", *args]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_closed_form_network_trains_from_the_cli(tmp_path, capsys):
+    """`spikeode train yinyang --closed-form`: closed-form first-spike layers
+    (`FirstSpikeLayer`, tau_syn = tau_mem / 2) learn, and the checkpoint evaluates to
+    the same accuracy."""
+    out = str(tmp_path / "cf")
+    argv = ["train", "yinyang", "--closed-form", "--epochs", "3", "--dtype", "float64",
+            "--out", out, "--no-progress", "--set", "train_samples=960",
+            "--set", "validation_samples=300", "--set", "test_samples=300"]  # fmt: skip
+    assert cli.main(argv) == 0
+    with open(os.path.join(out, "config.json")) as f:
+        config = TrainConfig.from_json(json.load(f))
+    assert config.closed_form and config.tau_syn == config.tau_mem / 2
+    assert config.w_hidden == (1.0, 0.5)  # the task's closed_form_defaults
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    assert results["test_acc"] > 0.7, results  # chance is 1/3
+    again = evaluate_checkpoint(os.path.join(out, "checkpoint"))
+    assert again["test_acc"] == pytest.approx(results["test_acc"], abs=1e-12)
+    trainer = _Trainer(config, 5, 3, 1)
+    assert all(type(l).__name__ == "FirstSpikeLayer" for l in trainer.params.layers)
+
+
+def test_closed_form_config_errors(capsys):
+    with pytest.raises(ValueError, match=r"closed_form needs tau_mem == 2 \* tau_syn"):
+        dataclasses.replace(SMALL, closed_form=True).validate()
+    assert cli.main(["train", "yinyang", "--set", "closed_form=true"]) == 2
+    assert "dedicated field 'closed_form'" in capsys.readouterr().err

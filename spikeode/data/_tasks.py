@@ -20,13 +20,16 @@ class Task:
     `((train_spikes, train_labels), (test_spikes, test_labels))`;
     `load_validation(dtype)`, if given, returns a held-out `(spikes, labels)` split,
     disjoint from both, on which training selects its final parameters; `defaults`
-    overrides fields of `spikeode.train.TrainConfig` for this task."""
+    overrides fields of `spikeode.train.TrainConfig` for this task, and
+    `closed_form_defaults` further ones for its closed-form first-spike network
+    (`TrainConfig.for_task(task, closed_form=True)`)."""
 
     name: str
     num_classes: int
     load: Callable
     defaults: dict = dataclasses.field(default_factory=dict)
     load_validation: Callable | None = None
+    closed_form_defaults: dict = dataclasses.field(default_factory=dict)
 
 
 def _yinyang(dtype):
@@ -82,6 +85,13 @@ TASKS: dict[str, Task] = {
         # test at epoch 45).
         dict(hidden_bump=0.001, missing_weight=30.0),
         load_validation=_yinyang_validation,
+        # closed-form first-spike layers (tau_syn = tau_mem/2, as jaxsnn): an input's
+        # PSP peaks at w/4 instead of w/6.3, so smaller initial weights. Validation
+        # accuracy of the selected epoch, seeds 0-4, 2 devices: the event-loop
+        # weights 97.2 % (seed 0 only), w_hidden (1.0, 0.5) 98.06 %, and with w_out
+        # (0.6, 0.1) 98.24 %; also tried for seed 0: lr 0.01 97.6 %, tau0/tau1
+        # doubled 97.8 %.
+        closed_form_defaults=dict(w_hidden=(1.0, 0.5), w_out=(0.6, 0.1)),
     ),
     "xor": Task(
         "xor", 2, _xor,

@@ -1,6 +1,6 @@
 """Neuron models: the contract and its implementations."""
 
-from ._base import AbstractNeuron as AbstractNeuron
+from ._base import AbstractNeuron as AbstractNeuron, ExpPolynomial as ExpPolynomial
 from ._adaptive import AdaptiveLIF as AdaptiveLIF
 from ._eif import ExpIF as ExpIF
 from ._lif import LIF as LIF

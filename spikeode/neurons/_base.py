@@ -9,6 +9,27 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Scalar
 
 
+class ExpPolynomial(eqx.Module):
+    """A model's free response as a quadratic in `x = e^{-t/tau}` (see
+    [`spikeode.AbstractNeuron.exp_polynomial`][]).
+
+    **Fields:**
+
+    - `tau`: the time constant (scalar or per neuron).
+    - `input_kernel`: shape `(3, ...)`: an input spike of weight `w` at `t_i` adds
+      `w * input_kernel[j] * e^{-j (t - t_i)/tau}` to channel `j` (`j = 0, 1, 2`).
+    - `bias_kernel`: shape `(3, ...)`: the constant drive adds
+      `bias_kernel[j] * e^{-j (t - t0)/tau}` to channel `j`, from rest at `t0`.
+    - `state_map`: shape `(state_size, 3)`: the state is `state_map @ channels`; its
+      first row is `(1, 1, 1)` (the voltage is the channels' sum).
+    """
+
+    tau: Float[Array, "..."]
+    input_kernel: Float[Array, "3 ..."]
+    bias_kernel: Float[Array, "3 ..."]
+    state_map: Float[Array, "state 3"]
+
+
 class AbstractNeuron(eqx.Module):
     """What every neuron model provides to the event loop.
 
@@ -35,6 +56,9 @@ class AbstractNeuron(eqx.Module):
       between two evaluations of the condition (see its docstring). Without it a
       crossing that goes up and back down inside one solver step can be missed, so
       bound the solver's step (e.g. `diffrax.PIDController(dtmax=...)`).
+    - `exp_polynomial`: the free response as a quadratic in one decaying
+      exponential. Enables [`spikeode.first_spikes`][] (first spike times in closed
+      form, no event loop).
     """
 
     num_neurons: eqx.AbstractVar[int]
@@ -96,6 +120,24 @@ class AbstractNeuron(eqx.Module):
     def has_flow(self) -> bool:
         """Whether `flow` is implemented."""
         return type(self).flow is not AbstractNeuron.flow
+
+    def exp_polynomial(self) -> ExpPolynomial:
+        """The model's free response as a quadratic in one decaying exponential, for
+        [`spikeode.first_spikes`][].
+
+        Models for which, starting at rest at `t0`, each input spike of weight `w` at
+        `t_i` and the constant drive add to the state terms of the form
+        `c e^{-j (t - s)/tau}` with `j` in `{0, 1, 2}` (and nothing else) return them as
+        an [`spikeode.neurons.ExpPolynomial`][]: then the voltage between two inputs is
+        `c0 + c1 x + c2 x^2` in `x = e^{-t/tau}`, and its first threshold crossing is a
+        root of a quadratic. Others leave this unimplemented.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form first spike time: its voltage "
+            "between inputs is not a quadratic in one decaying exponential. Use "
+            "LIF with tau_mem == 2 * tau_syn or NonLeakyIF without bias, or the event "
+            "loop (spikeode.simulate)."
+        )
 
     def safe_step_end(
         self,

@@ -9,6 +9,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from typing import ClassVar
 
+from ._base import ExpPolynomial
 from ._params import as_param
 from ._two_state import TwoStateIF
 
@@ -61,6 +62,23 @@ class NonLeakyIF(TwoStateIF):
         v0, i0 = y0[:, 0], y0[:, 1]
         v = v0 - i0 * jnp.expm1(-s) + self.bias * s
         return jnp.stack([jnp.where(refractory, v0, v), i0 * jnp.exp(-s)], axis=1)
+
+    def exp_polynomial(self) -> ExpPolynomial:
+        # an input gives w (1 - x) in x = e^{-(t-t_i)/tau_syn}, and I = w x is minus
+        # channel 1; a bias would add the linear term b (t - t0)/tau_syn
+        bias = eqx.error_if(
+            self.bias,
+            jnp.any(self.bias != 0),
+            "NonLeakyIF: first spike times in closed form need bias == 0 (a bias adds "
+            "a term linear in t).",
+        )
+        one, zero = jnp.ones_like(bias), jnp.zeros_like(bias)
+        return ExpPolynomial(
+            tau=self.tau_syn,
+            input_kernel=jnp.stack([one, -one, zero]),
+            bias_kernel=jnp.stack([zero, zero, zero]),
+            state_map=jnp.asarray([[1.0, 1.0, 1.0], [0.0, -1.0, 0.0]], bias.dtype),
+        )
 
     def safe_step_end(self, t0, y0, t_max, refractory):
         # dv/dt = (I0 e^{-s} + b)/tau: a maximum only if I0 > 0 > b, at e^{-s} = -b/I0.

@@ -8,6 +8,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from typing import ClassVar
 
+from ._base import ExpPolynomial
 from ._params import as_param
 from ._two_state import TwoStateIF
 
@@ -100,6 +101,25 @@ class LIF(TwoStateIF):
         v = jnp.where(refractory, v0, v)
         i = i0 * jnp.exp(-b * dt)
         return jnp.stack([v, i], axis=1)
+
+    def exp_polynomial(self) -> ExpPolynomial:
+        # With tau_mem = 2 tau_syn an input gives w (x - x^2) in x = e^{-(t-t_i)/tau_mem}
+        # (Goeltz et al. 2021) and the bias b (1 - x); I = w x^2 is minus channel 2.
+        # Only tau_mem enters: tau_syn is tied to it, so derivatives with respect to
+        # the time constants are along the tie (tau_syn's is zero).
+        eps = jnp.finfo(jnp.result_type(self.tau_mem)).eps
+        tau = eqx.error_if(
+            self.tau_mem,
+            jnp.abs(self.tau_mem - 2 * self.tau_syn) > 8 * eps * self.tau_mem,
+            "LIF: first spike times in closed form need tau_mem == 2 * tau_syn.",
+        )
+        one, zero = jnp.ones_like(self.bias), jnp.zeros_like(self.bias)
+        return ExpPolynomial(
+            tau=tau,
+            input_kernel=jnp.stack([zero, one, -one]),
+            bias_kernel=jnp.stack([self.bias, -self.bias, zero]),
+            state_map=jnp.asarray([[1.0, 1.0, 1.0], [0.0, 0.0, -1.0]], self.bias.dtype),
+        )
 
     def peak_delay(
         self, y0: Float[Array, "neurons 2"]
