@@ -208,7 +208,9 @@ def spikeode_spike_time(args, dtype):
     train = so.SpikeTrain(jnp.asarray(ST_TIMES, dtype), jnp.arange(n), n)
     w = jnp.asarray(np.asarray(ST_WEIGHTS)[:, None], dtype)
     sim = so.simulate(model, jnp.asarray(ST_T1, dtype), train, w, max_spikes=4)
-    return {"t_first_s": float(sim.spikes.times[0]), "solver": "ExactSolver + BracketedNewton"}
+    closed = so.first_spikes(model, jnp.asarray(ST_T1, dtype), train, w)
+    return {"t_first_s": float(sim.spikes.times[0]), "solver": "ExactSolver + BracketedNewton",
+            "t_first_s_closed_form": float(closed.spikes.times[0])}
 
 
 def spikeode_recurrent(args):
@@ -905,6 +907,9 @@ def main(argv=None):
                 r = run_child("spike_time", lib, args, ("--dtype", dtype))
                 if r.get("status") == "ok":
                     r["abs_error_s"] = abs(r["t_first_s"] - ref["closed_form_s"])
+                    if "t_first_s_closed_form" in r:  # spikeode.first_spikes
+                        r["abs_error_s_closed_form"] = abs(
+                            r["t_first_s_closed_form"] - ref["closed_form_s"])
                     if "t_first_s_eventax_defaults" in r:
                         r["abs_error_s_eventax_defaults"] = abs(
                             r["t_first_s_eventax_defaults"] - ref["closed_form_s"])
