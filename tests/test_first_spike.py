@@ -215,3 +215,28 @@ def test_bad_input_is_reported():
     stacked = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), inputs)
     with pytest.raises(ValueError, match="unbatched"):
         so.first_spikes(so.LIF(N, tau_syn=0.01), T1, stacked, w)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_a_crossing_exactly_at_an_input_spike_is_found(dtype):
+    """An input arriving exactly at the crossing time (where one interval ends and
+    the next begins) neither hides the spike nor moves it, in 1886 cases."""
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.uniform(0.8, 3.0, (2000, 4, 1)), dtype)
+    lif = so.LIF(1, tau_mem=jnp.asarray(0.02, dtype), tau_syn=jnp.asarray(0.01, dtype))
+    ids = jnp.asarray([0, 1, 2, 3], jnp.int32)
+
+    @jax.jit
+    @jax.vmap
+    def first(w, times):
+        return so.first_spikes(lif, jnp.asarray(T1, dtype), so.SpikeTrain(times, ids, 4), w)
+
+    base = jnp.asarray([0.001, 0.003, 0.006, 0.04], dtype)  # the last input comes late
+    t_spike = first(w, jnp.broadcast_to(base, (2000, 4))).spikes.times[:, 0]
+    cases = np.asarray((t_spike > 0.006) & (t_spike < 0.04))
+    assert cases.sum() == 1886
+    last = jnp.where(cases, t_spike, 0.04).astype(dtype)
+    at_spike = jnp.broadcast_to(base, (2000, 4)).at[:, 3].set(last)
+    again = first(w, at_spike).spikes.times[:, 0]
+    tol = 1e-15 if dtype == jnp.float64 else 1e-8
+    np.testing.assert_allclose(np.asarray(again)[cases], np.asarray(t_spike)[cases], rtol=0, atol=tol)
