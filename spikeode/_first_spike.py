@@ -81,6 +81,9 @@ def first_spikes(
     - `w_in`: input weights, shape `(inputs.num_neurons, neuron.num_neurons)`.
     - `t0`: start time.
 
+    Computed in the dtype of `w_in` and the input times (promoted); the model's
+    parameters are cast to it.
+
     **Returns:** a [`spikeode.Simulation`][] whose `spikes` hold each neuron's first
     spike (capacity `num_neurons`, sorted by time), `slopes` the voltage's rate of
     change at each crossing, `y_final` the state at `t1` (the voltage held at
@@ -99,9 +102,13 @@ def first_spikes(
             "first_spikes: expected an unbatched input train (times of shape "
             f"(capacity,)), got times of shape {inputs.times.shape}; use jax.vmap."
         )
-    neuron = neuron.check()
+    # one dtype throughout: that of the weights and input times (the model's
+    # parameters are cast to it)
+    dtype = jnp.result_type(w_in, inputs.times)
+    cast = lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x
+    neuron = jax.tree_util.tree_map(cast, neuron).check()
     form = neuron.exp_polynomial()
-    dtype = w_in.dtype
+    w_in = w_in.astype(dtype)
     t0 = jnp.asarray(t0, dtype)
     t1 = jnp.asarray(t1, dtype)
     t1 = eqx.error_if(t1, ~(t1 > t0), "first_spikes: t1 must be later than t0.")
