@@ -8,20 +8,24 @@ so its first spike time solves
     z_out = exp(t_out) = sum_C w_i z_i / (sum_C w_i - 1),    z_i = exp(t_i):
 
 a piecewise-linear map in the z domain. Here the same 2-layer network (every neuron
-fires at most once) is trained from the same initial weights two ways:
+fires at most once) is trained from the same initial weights three ways:
 
 (a) through an independent plain-JAX implementation of that map (sort the inputs,
     cumulative sums over the prefixes, pick the first prefix whose candidate spike
-    lies between its last input and the next one), and
+    lies between its last input and the next one),
 (b) through spikeode's general event loop (`nn.Sequential` of `nn.SpikingLayer`s of
-    `NonLeakyIF` neurons, spike times differentiated by the implicit function theorem).
+    `NonLeakyIF` neurons, spike times differentiated by the implicit function theorem),
+    and
+(c) through spikeode's closed-form first-spike layers (`nn.Sequential` of
+    `nn.FirstSpikeLayer`s of the same neurons: `spikeode.first_spikes`, the library's
+    own closed form, on spike trains as (b)).
 
 Loss (Mostafa): the cross-entropy of `softmax(-z_out)` plus a penalty
 `K * sum_j max(0, 1 - sum_i w_ij)` that keeps each neuron's weight sum above 1 (so
 that it fires). Tasks: XOR (3-4-2: two inputs and a bias spike at 0; a 1 spikes at
 0, a 0 at 1) and scikit-learn's 8x8 digits (65-H-10, latency code in [0, 3], bias
-spike at 0). It checks that both paths give the same gradients at initialisation
-(float64, relative difference ~1e-13) and the same training curves, and times both.
+spike at 0). It checks that all paths give the same gradients at initialisation
+(float64, relative difference ~1e-13) and the same training curves, and times them.
 
     python examples/mostafa.py            # full run (a few minutes), writes
                                           # docs/figures/mostafa.png and .json
@@ -94,15 +98,18 @@ def closed_form_forward(params, z_in):
 
 # ---------------------------------------------------------------------------------
 # (b) the general event loop
-def make_network(num_inputs, num_hidden, num_outputs):
+def make_network(num_inputs, num_hidden, num_outputs, closed_form=False):
     """Two `SpikingLayer`s of `NonLeakyIF` neurons (tau_syn = 1, threshold 1) whose
     refractory period outlasts the trial: each neuron fires at most once, its first
     spike, as in Mostafa's network. One event loop per neuron (`max_spikes_per_neuron`).
-    The weights are placeholders: `event_forward` sets them."""
+    With `closed_form`, two `FirstSpikeLayer`s of the same neurons (path (c)). The
+    weights are placeholders: `event_forward` sets them."""
     key = jax.random.PRNGKey(0)
 
     def layer(n_in, n):
         neuron = so.NonLeakyIF(n, tau_syn=1.0, threshold=1.0, refractory_period=4 * T1)
+        if closed_form:
+            return so.nn.FirstSpikeLayer(n_in, n, neuron=neuron, key=key)
         return so.nn.SpikingLayer(n_in, n, max_spikes=n, max_spikes_per_neuron=1,
                                   neuron=neuron, key=key)
 
@@ -110,7 +117,8 @@ def make_network(num_inputs, num_hidden, num_outputs):
 
 
 def event_forward(net, params, x):
-    """Output z of the same network through the event loop for one input train."""
+    """Output z of the network `net` (event-loop or closed-form layers) for one input
+    train."""
     net = eqx.tree_at(lambda m: (m.layers[0].w_in, m.layers[1].w_in), net, tuple(params))
     sims = net(x, T1)
     t_out = so.losses.first_spike_times(sims[-1].spikes, t_silent=T1)  # silent: T1, no grad
@@ -125,22 +133,29 @@ def mostafa_loss(z_out, labels, params):
     return jnp.mean(ce) + PENALTY * penalty
 
 
-def make_paths(net):
-    """`{name: value_and_grad}` for the two paths; each maps (params, inputs, labels)
-    to ((loss, z_out), grads). Inputs: z array (closed form) or SpikeTrain batch."""
+PATHS = ("closed_form", "event_loop", "first_spikes")
 
-    def closed_loss(params, z_in, labels):
-        z_out, _ = jax.vmap(closed_form_forward, in_axes=(None, 0))(params, z_in)
-        return mostafa_loss(z_out, labels, params), z_out
 
-    def event_loss(params, x, labels):
-        z_out, _ = jax.vmap(event_forward, in_axes=(None, None, 0))(net, params, x)
-        return mostafa_loss(z_out, labels, params), z_out
+def make_paths(sizes):
+    """`{name: value_and_grad}` for the three paths; each maps (params, inputs,
+    labels) to ((loss, z_out), grads). Inputs: z array (closed form) or SpikeTrain
+    batch. Also `{name: forward}` (batch of inputs -> z_out) for evaluation."""
+    nets = {"event_loop": make_network(*sizes), "first_spikes": make_network(*sizes, True)}
 
-    return {
-        "closed_form": jax.jit(jax.value_and_grad(closed_loss, has_aux=True)),
-        "event_loop": jax.jit(jax.value_and_grad(event_loss, has_aux=True)),
-    }
+    def forward(name):
+        if name == "closed_form":
+            return lambda p, z: jax.vmap(closed_form_forward, in_axes=(None, 0))(p, z)[0]
+        return lambda p, x: jax.vmap(event_forward, in_axes=(None, None, 0))(nets[name], p, x)[0]
+
+    def loss(name):
+        def fn(params, inputs, labels):
+            z_out = forward(name)(params, inputs)
+            return mostafa_loss(z_out, labels, params), z_out
+
+        return fn
+
+    grads = {k: jax.jit(jax.value_and_grad(loss(k), has_aux=True)) for k in PATHS}
+    return grads, {k: jax.jit(forward(k)) for k in PATHS}
 
 
 def init_params(key, sizes, w_stats):
@@ -166,8 +181,8 @@ def take(x, idx):
     return jax.tree.map(lambda a: a[idx], x)
 
 
-def train_both(paths, params0, data, *, lr, epochs, batch_size, seed, evaluate=None,
-               stop_below=None):
+def train_all(paths, params0, data, *, lr, epochs, batch_size, seed, evaluate=None,
+              stop_below=None):
     """Train from `params0` with Adam (gradients clipped to global norm 1) through each
     path on the same mini-batches. `data = (z_in, spikes, labels)`; with `stop_below`,
     training stops at the first batch whose loss is below it (before updating).
@@ -210,32 +225,52 @@ def train_both(paths, params0, data, *, lr, epochs, batch_size, seed, evaluate=N
 
 
 # ---------------------------------------------------------------------------------
+def per_path(fn, results):
+    """`{path: fn(history, params)}` over the paths' training results."""
+    return {k: fn(*results[k]) for k in PATHS}
+
+
+def init_check(grads, params0, z_in, x, y):
+    """Loss, z_out and gradients of every path at `params0`; the gradients' and
+    z_out's differences of (a) and (c) from the event loop (b)."""
+    out = {k: grads[k](params0, z_in if k == "closed_form" else x, y) for k in PATHS}
+    (_, zb), gb = out["event_loop"]
+    return {
+        "init_loss": {k: float(v[0][0]) for k, v in out.items()},
+        # (a) closed form vs (b) event loop; (c) first_spikes vs (b)
+        "init_grad_rel_diff": rel_diff(out["closed_form"][1], gb),
+        "init_grad_rel_diff_first_spikes": rel_diff(out["first_spikes"][1], gb),
+        "init_zout_max_abs_diff": float(jnp.max(jnp.abs(out["closed_form"][0][1] - zb))),
+        "init_zout_max_abs_diff_first_spikes": float(
+            jnp.max(jnp.abs(out["first_spikes"][0][1] - zb))),
+    }
+
+
+def weight_diff(pa, pb):
+    return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(pa, pb))
+
+
 def xor_experiment(fast):
     x, y = so.data.xor_spikes(0.0, 1.0, bias_time=0.0)  # 3 inputs (2 + bias at 0)
     z = jax.vmap(per_input_z)(x)
-    net = make_network(3, 4, 2)
-    paths = make_paths(net)
+    grads, _ = make_paths((3, 4, 2))
     params0 = init_params(jax.random.PRNGKey(1), (3, 4, 2), [(1.0, 1.0), (1.0, 1.0)])
-    (la, za), ga = paths["closed_form"](params0, z, y)
-    (lb, zb), gb = paths["event_loop"](params0, x, y)
     steps = 60 if fast else 300
-    res = train_both(paths, params0, (z, x, y), lr=0.05, epochs=steps, batch_size=4, seed=0,
+    res = train_all(grads, params0, (z, x, y), lr=0.05, epochs=steps, batch_size=4, seed=0,
                      stop_below=1e-3)
-    ha, pa = res["closed_form"]
-    hb, pb = res["event_loop"]
     return {
         "network": "3-4-2 (2 inputs + bias spike at 0; 1 -> t=0, 0 -> t=1)",
-        "max_steps": steps, "steps": len(ha["loss"]), "lr": 0.05, "stop_below_loss": 1e-3,
+        "max_steps": steps, "steps": len(res["closed_form"][0]["loss"]), "lr": 0.05,
+        "stop_below_loss": 1e-3,
         "optimizer": "adam, gradients clipped to global norm 1, full batch (4 patterns)",
-        "init_loss": {"closed_form": float(la), "event_loop": float(lb)},
-        "init_grad_rel_diff": rel_diff(ga, gb),
-        "init_zout_max_abs_diff": float(jnp.max(jnp.abs(za - zb))),
-        "loss": {"closed_form": ha["loss"], "event_loop": hb["loss"]},
-        "acc": {"closed_form": ha["acc"], "event_loop": hb["acc"]},
-        "final_acc": {"closed_form": ha["acc"][-1], "event_loop": hb["acc"][-1]},
-        "final_weight_max_abs_diff": max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(pa, pb)),
-        "time_per_step_s": {k: float(np.median(h["epoch_time"][1:]))
-                            for k, h in (("closed_form", ha), ("event_loop", hb))},
+        **init_check(grads, params0, z, x, y),
+        "loss": per_path(lambda h, p: h["loss"], res),
+        "acc": per_path(lambda h, p: h["acc"], res),
+        "final_acc": per_path(lambda h, p: h["acc"][-1], res),
+        "final_weight_max_abs_diff": weight_diff(res["closed_form"][1], res["event_loop"][1]),
+        "final_weight_max_abs_diff_first_spikes": weight_diff(
+            res["first_spikes"][1], res["event_loop"][1]),
+        "time_per_step_s": per_path(lambda h, p: float(np.median(h["epoch_time"][1:])), res),
     }
 
 
@@ -247,14 +282,11 @@ def digits_experiment(fast, hidden, epochs, batch_size, lr):
     if fast:
         x_tr, y_tr = take(x_tr, slice(0, batch_size)), y_tr[:batch_size]
     z_tr, z_te = jax.vmap(per_input_z)(x_tr), jax.vmap(per_input_z)(x_te)
-    net = make_network(65, hidden, 10)
-    paths = make_paths(net)
+    grads, forward = make_paths((65, hidden, 10))
     params0 = init_params(jax.random.PRNGKey(2), (65, hidden, 10),
                           [(0.1, 0.1), (5.0 / hidden, 0.05)])
     # gradient agreement at initialisation on one mini-batch
     xb, yb, zb_in = take(x_tr, slice(0, batch_size)), y_tr[:batch_size], z_tr[:batch_size]
-    (la, za), ga = paths["closed_form"](params0, zb_in, yb)
-    (lb, zb), gb = paths["event_loop"](params0, xb, yb)
     # the JAX closed form against spikeode's NumPy one (`spikeode check`'s reference)
     _, zh = closed_form_forward(params0, z_tr[0])
     t_in = np.asarray(x_tr.first_spike_times()[0])
@@ -268,9 +300,7 @@ def digits_experiment(fast, hidden, epochs, batch_size, lr):
     result = {
         "network": f"65-{hidden}-10 (64 pixels latency-coded in [0, {t_max}] + bias spike at 0)",
         "batch_size": batch_size,
-        "init_loss": {"closed_form": float(la), "event_loop": float(lb)},
-        "init_grad_rel_diff": rel_diff(ga, gb),
-        "init_zout_max_abs_diff": float(jnp.max(jnp.abs(za - zb))),
+        **init_check(grads, params0, zb_in, xb, yb),
         "hidden_times_vs_numpy_closed_form": {"max_abs_diff": ref_err,
                                               "same_silent_neurons": same_silent},
         "hidden_fraction_firing_at_init": float(np.mean(fin)),
@@ -278,41 +308,34 @@ def digits_experiment(fast, hidden, epochs, batch_size, lr):
     if fast:
         return result
 
-    fwd = {
-        "closed_form": jax.jit(lambda p, z: jax.vmap(closed_form_forward, (None, 0))(p, z)[0]),
-        "event_loop": jax.jit(lambda p, x: jax.vmap(event_forward, (None, None, 0))(net, p, x)[0]),
-    }
-
     def accuracy(name, params, x, z, y):
         inputs = z if name == "closed_form" else x
         preds = []
         for s in range(0, len(y), 128):
             chunk = take(inputs, slice(s, s + 128))
-            preds.append(np.asarray(jnp.argmin(fwd[name](params, chunk), -1)))
+            preds.append(np.asarray(jnp.argmin(forward[name](params, chunk), -1)))
         return float(np.mean(np.concatenate(preds) == np.asarray(y)))
 
-    res = train_both(paths, params0, (z_tr, x_tr, y_tr), lr=lr, epochs=epochs,
+    res = train_all(grads, params0, (z_tr, x_tr, y_tr), lr=lr, epochs=epochs,
                      batch_size=batch_size, seed=0,
                      evaluate=lambda name, p: accuracy(name, p, x_te, z_te, y_te))
-    ha, pa = res["closed_form"]
-    hb, pb = res["event_loop"]
+    hb = res["event_loop"][0]
     result.update({
         "epochs": epochs, "lr": lr,
         "optimizer": f"adam, gradients clipped to global norm 1, batch {batch_size}",
-        "train_loss": {"closed_form": ha["loss"], "event_loop": hb["loss"]},
-        "train_acc": {"closed_form": ha["acc"], "event_loop": hb["acc"]},
-        "test_acc": {"closed_form": ha["eval_acc"], "event_loop": hb["eval_acc"]},
-        "final_test_acc": {"closed_form": ha["eval_acc"][-1], "event_loop": hb["eval_acc"][-1]},
-        "final_weight_max_abs_diff": max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(pa, pb)),
-        # first epoch whose mean training losses differ by more than 1e-6 (relative)
-        "first_divergent_epoch": next(
-            (e + 1 for e, (a, b) in enumerate(zip(ha["loss"], hb["loss"]))
-             if abs(a - b) > 1e-6 * abs(b)), None),
+        "train_loss": per_path(lambda h, p: h["loss"], res),
+        "train_acc": per_path(lambda h, p: h["acc"], res),
+        "test_acc": per_path(lambda h, p: h["eval_acc"], res),
+        "final_test_acc": per_path(lambda h, p: h["eval_acc"][-1], res),
+        "final_weight_max_abs_diff": weight_diff(res["closed_form"][1], res["event_loop"][1]),
+        # per path, the first epoch whose mean training loss differs from the event
+        # loop's by more than 1e-6 (relative)
+        "first_divergent_epoch": per_path(lambda h, p: next(
+            (e + 1 for e, (a, b) in enumerate(zip(h["loss"], hb["loss"]))
+             if abs(a - b) > 1e-6 * abs(b)), None), res),
         # training time per epoch (first epoch, with compilation, left out)
-        "time_per_epoch_s": {k: float(np.median(h["epoch_time"][1:]))
-                             for k, h in (("closed_form", ha), ("event_loop", hb))},
-        "first_epoch_s": {k: h["epoch_time"][0]
-                          for k, h in (("closed_form", ha), ("event_loop", hb))},
+        "time_per_epoch_s": per_path(lambda h, p: float(np.median(h["epoch_time"][1:])), res),
+        "first_epoch_s": per_path(lambda h, p: h["epoch_time"][0], res),
     })
     return result
 
@@ -345,7 +368,9 @@ def plot(results, path):
 
     fig, ax = plt.subplots(2, 2, figsize=(10, 7))
     style = {"closed_form": dict(lw=2.5, alpha=0.5, label="(a) closed form, z domain"),
-             "event_loop": dict(lw=1, ls="--", color="k", label="(b) event loop")}
+             "event_loop": dict(lw=1, ls="--", color="k", label="(b) event loop"),
+             "first_spikes": dict(lw=1, ls=":", color="tab:red",
+                                  label="(c) spikeode.first_spikes")}
     xor = results["xor"]
     for k in style:
         ax[0, 0].semilogy(xor["loss"][k], **style[k])
@@ -406,19 +431,18 @@ def main(argv=None):
         pathlib.Path(out_json).write_text(json.dumps(results, indent=1) + "\n")
         print(f"wrote {out_json}")
     x, d = results["xor"], results["digits"]
-    print(f"XOR: gradient rel. diff at init {x['init_grad_rel_diff']:.2e}; accuracy after "
-          f"{x['steps']} steps: closed form {x['final_acc']['closed_form']:.0%}, "
-          f"event loop {x['final_acc']['event_loop']:.0%}; loss "
+    each = lambda values, fmt: ", ".join(f"{k} {format(values[k], fmt)}" for k in PATHS)
+    print(f"XOR: gradient rel. diff at init, (a) and (c) vs the event loop: "
+          f"{x['init_grad_rel_diff']:.2e}, {x['init_grad_rel_diff_first_spikes']:.2e}; "
+          f"accuracy after {x['steps']} steps: {each(x['final_acc'], '.0%')}; loss "
           f"{x['loss']['closed_form'][0]:.4f} -> {x['loss']['closed_form'][-1]:.4f}")
-    print(f"digits: gradient rel. diff at init {d['init_grad_rel_diff']:.2e} "
-          f"(batch {d['batch_size']}); hidden times vs NumPy closed form "
+    print(f"digits: gradient rel. diff at init {d['init_grad_rel_diff']:.2e}, "
+          f"{d['init_grad_rel_diff_first_spikes']:.2e} (batch {d['batch_size']}); hidden "
+          f"times vs NumPy closed form "
           f"{d['hidden_times_vs_numpy_closed_form']['max_abs_diff']:.1e}")
     if "final_test_acc" in d:
-        print(f"digits after {d['epochs']} epochs: test accuracy closed form "
-              f"{d['final_test_acc']['closed_form']:.2%}, event loop "
-              f"{d['final_test_acc']['event_loop']:.2%}; s/epoch "
-              f"{d['time_per_epoch_s']['closed_form']:.2f} vs "
-              f"{d['time_per_epoch_s']['event_loop']:.2f}")
+        print(f"digits after {d['epochs']} epochs: test accuracy "
+              f"{each(d['final_test_acc'], '.2%')}; s/epoch {each(d['time_per_epoch_s'], '.2f')}")
     print(f"total {results['total_time_s']:.0f} s")
     return results
 
