@@ -328,11 +328,11 @@ def digits_experiment(fast, hidden, epochs, batch_size, lr):
         "test_acc": per_path(lambda h, p: h["eval_acc"], res),
         "final_test_acc": per_path(lambda h, p: h["eval_acc"][-1], res),
         "final_weight_max_abs_diff": weight_diff(res["closed_form"][1], res["event_loop"][1]),
-        # per path, the first epoch whose mean training loss differs from the event
-        # loop's by more than 1e-6 (relative)
-        "first_divergent_epoch": per_path(lambda h, p: next(
-            (e + 1 for e, (a, b) in enumerate(zip(h["loss"], hb["loss"]))
-             if abs(a - b) > 1e-6 * abs(b)), None), res),
+        # for (a) and (c), the first epoch whose mean training loss differs from the
+        # event loop's by more than 1e-6 (relative)
+        "first_divergent_epoch": {k: next(
+            (e + 1 for e, (a, b) in enumerate(zip(res[k][0]["loss"], hb["loss"]))
+             if abs(a - b) > 1e-6 * abs(b)), None) for k in ("closed_form", "first_spikes")},
         # training time per epoch (first epoch, with compilation, left out)
         "time_per_epoch_s": per_path(lambda h, p: float(np.median(h["epoch_time"][1:])), res),
         "first_epoch_s": per_path(lambda h, p: h["epoch_time"][0], res),
