@@ -86,12 +86,15 @@ TASKS: dict[str, Task] = {
         dict(hidden_bump=0.001, missing_weight=30.0),
         load_validation=_yinyang_validation,
         # closed-form first-spike layers (tau_syn = tau_mem/2, as jaxsnn): an input's
-        # PSP peaks at w/4 instead of w/6.3, so smaller initial weights. Validation
-        # accuracy of the selected epoch, seeds 0-4, 2 devices: the event-loop
-        # weights 97.2 % (seed 0 only), w_hidden (1.0, 0.5) 98.06 %, and with w_out
-        # (0.6, 0.1) 98.24 %; also tried for seed 0: lr 0.01 97.6 %, tau0/tau1
+        # PSP peaks at w/4 instead of w/6.3, so smaller initial hidden weights.
+        # Validation accuracy of the selected epoch, seeds 0-4, 2 devices: the
+        # event-loop weights 97.2 % (seed 0 only), w_hidden (1.0, 0.5) 98.06 % and
+        # with w_out (0.6, 0.1) too 98.24 % (first version, an associative scan);
+        # with the final code (a sequential scan: other float32 round-off) 98.38 %
+        # and 98.22 %. The w_out difference is round-off noise either way, so the
+        # simpler setting is kept. Also tried, seed 0: lr 0.01 97.6 %, tau0/tau1
         # doubled 97.8 %.
-        closed_form_defaults=dict(w_hidden=(1.0, 0.5), w_out=(0.6, 0.1)),
+        closed_form_defaults=dict(w_hidden=(1.0, 0.5)),
     ),
     "xor": Task(
         "xor", 2, _xor,
