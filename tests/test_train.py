@@ -301,9 +301,10 @@ def test_closed_form_network_trains_from_the_cli(tmp_path, capsys):
     (`FirstSpikeLayer`, tau_syn = tau_mem / 2) learn, and the checkpoint evaluates to
     the same accuracy."""
     out = str(tmp_path / "cf")
-    argv = ["train", "yinyang", "--closed-form", "--epochs", "3", "--dtype", "float64",
-            "--out", out, "--no-progress", "--set", "train_samples=960",
-            "--set", "validation_samples=300", "--set", "test_samples=300"]  # fmt: skip
+    # all 5000 training samples, 5 epochs: about 5 s (closed form, float64)
+    argv = ["train", "yinyang", "--closed-form", "--epochs", "5", "--dtype", "float64",
+            "--out", out, "--no-progress", "--set", "validation_samples=300",
+            "--set", "test_samples=300"]  # fmt: skip
     assert cli.main(argv) == 0
     with open(os.path.join(out, "config.json")) as f:
         config = TrainConfig.from_json(json.load(f))
@@ -311,7 +312,7 @@ def test_closed_form_network_trains_from_the_cli(tmp_path, capsys):
     assert config.w_hidden == (1.0, 0.5)  # the task's closed_form_defaults
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
-    assert results["test_acc"] > 0.7, results  # chance is 1/3
+    assert results["test_acc"] > 0.85, results  # chance is 1/3; 92.7 % measured
     again = evaluate_checkpoint(os.path.join(out, "checkpoint"))
     assert again["test_acc"] == pytest.approx(results["test_acc"], abs=1e-12)
     trainer = _Trainer(config, 5, 3, 1)
