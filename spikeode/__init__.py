@@ -16,6 +16,7 @@ from ._loop import (
 from ._root_finder import BracketedNewton as BracketedNewton
 from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain
+from ._synapses import Synapses as Synapses
 from .neurons import (
     AbstractNeuron as AbstractNeuron,
     AdaptiveLIF as AdaptiveLIF,

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.lax as lax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
 
 from ._adjoint import _Segment, EventPropAdjoint, segment
+from ._delays import check_delays, delayed_inputs, per_presynaptic
 from ._root_finder import BracketedNewton
 from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
 from ._spikes import SpikeTrain
 from ._stored_loop import event_while_loop
+from ._synapses import Synapses
 from .neurons import AbstractNeuron
 
 
@@ -37,8 +42,9 @@ class Simulation(eqx.Module):
     - `slopes`: for each spike, the rate of change of the spiking neuron's condition at
       the crossing (`+inf` for padding); small values mean grazing crossings, whose
       times are ill-conditioned.
-    - `overflow`: whether more spikes occurred than `max_spikes` (the simulation then
-      stopped at the first spike that did not fit).
+    - `overflow`: whether more spikes occurred than `max_spikes`, or more delayed
+      arrivals were pending than `max_pending` (the simulation then stopped at the
+      first spike that did not fit).
     - `num_segments`: number of solver segments the loop ran.
     """
 
@@ -64,6 +70,11 @@ class _Carry(eqx.Module):
     overflow: Array
     failed: Array
     segments: Array
+    # delayed recurrent arrivals (empty arrays without delays): times (+inf: free
+    # slot) and keys `pre * (n + 1) + post` (`post == n`: every target)
+    pend_t: Array
+    pend_key: Array
+    pend_overflow: Array
 
 
 class _Consts(eqx.Module):
@@ -72,6 +83,7 @@ class _Consts(eqx.Module):
     t1: Scalar
     t_ref: Array
     in_ids: Array
+    in_post: Array
 
 
 class Pseudodynamics(eqx.Module):
@@ -226,325 +238,24 @@ def _flow_crossing_jvp(primals, tangents, *, condition):
     return t_hit, jnp.where(crossed, -jnp.where(crossed, c_p, 0.0) / c_s, dt_end)
 
 
-def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
-    """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
-    return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
+class SegmentSolver(NamedTuple):
+    """How a loop advances a population over one segment: `solve(model, t, t_end, y,
+    refractory, read)` returns `(t_hit, y_hit, crossed, ok)`: the first upward
+    crossing of `condition` (the largest `masked` condition over non-refractory
+    neurons) in `(t, t_end]` and the state there, else `t_end` and the state there;
+    and whether the solve succeeded. `forward`: whether the loop must support forward
+    mode (a plain while loop)."""
+
+    solve: Callable
+    masked: Callable
+    condition: Callable
+    forward: bool
 
 
-def simulate(
-    neuron: AbstractNeuron,
-    t1: ArrayLike,
-    inputs: SpikeTrain | None = None,
-    w_in: Float[Array, "inputs neurons"] | None = None,
-    *,
-    w_rec: Float[Array, "neurons neurons"] | None = None,
-    t0: ArrayLike = 0.0,
-    y0: Float[Array, "neurons state"] | None = None,
-    max_spikes: int,
-    max_spikes_per_neuron: int | None = None,
-    save_ts: Float[Array, " save"] | None = None,
-    solver: diffrax.AbstractSolver | None = None,
-    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    root_finder: optx.AbstractRootFinder | None = None,
-    dt0: ArrayLike | None = None,
-    max_steps: int = 4096,
-    adjoint: diffrax.AbstractAdjoint | None = None,
-    checkpoints: int | None = None,
-    max_segments: int | None = None,
-    throw: bool = True,
-    pseudodynamics: Pseudodynamics | None = None,
-) -> Simulation:
-    """Simulate a population of spiking neurons over `[t0, t1]`.
-
-    Between events the state is advanced to the first upward zero crossing of
-    `max_i condition_i` over the non-refractory neurons (by the model's closed-form
-    flow and a root find on it with `ExactSolver`, else by a Diffrax solve with a
-    `diffrax.Event`); the spiking neuron is the arg-max. Jumps (reset, the
-    recurrent kick `w_rec[i]`, input kicks `w_in[j]`) are applied between segments.
-    Scheduled times (input spikes, ends of refractory periods, save times, `t1`) end a
-    segment; so does the model's `safe_step_end`, so that no crossing hides inside a
-    step. Everything is differentiable: spike times through the implicit function
-    theorem on the root find, states through the solver and the jumps. Reverse-mode
-    memory does not grow with the number of solver steps (the loop stores one state
-    per segment, or `checkpoints` of them).
-
-    **Arguments:**
-
-    - `neuron`: the population's model ([`spikeode.AbstractNeuron`][]).
-    - `t1`: end time.
-    - `inputs`: input spikes (sorted, none before `t0`); spikes at or after `t1` have no
-      effect.
-    - `w_in`: input weights, shape `(inputs.num_neurons, neuron.num_neurons)`.
-    - `w_rec`: recurrent weights `w_rec[pre, post]`, or `None`.
-    - `t0`: start time.
-    - `y0`: initial state (default `neuron.init_state()`).
-    - `max_spikes`: capacity of the output spike buffer. Exceeding it is an error
-      (or, with `throw=False`, reported in `Simulation.overflow`).
-    - `max_spikes_per_neuron`: for populations without recurrent weights only. The
-      neurons are then independent, and each is simulated on its own (`jax.vmap`
-      over neurons of one event loop): every loop has a segment per input spike and
-      per spike of its own neuron instead of per spike of the whole population,
-      which is much faster for wide layers. Each neuron's buffer holds this many
-      spikes (more is an error, or an overflow with `throw=False`); the merged,
-      time-sorted train has capacity `max_spikes`. The same spikes and gradients
-      as the coupled loop. Needs a model whose parameters are scalars or of shape
-      `(num_neurons,)` (the contract of [`spikeode.AbstractNeuron`][]).
-    - `save_ts`: sorted times in `[t0, t1]` at which to record the state.
-    - `solver`: any Diffrax solver; default `ExactSolver()` if the model has a
-      closed-form flow, else `diffrax.Tsit5()`.
-    - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-10, atol=1e-10)`
-      for numerical solvers; ignored by `ExactSolver` (one step per segment).
-    - `root_finder`: finds event times; default [`spikeode.BracketedNewton`][].
-    - `dt0`: initial step for numerical solvers (default: Diffrax's choice).
-    - `max_steps`: maximum solver steps per segment.
-    - `adjoint`: for numerical solvers, the Diffrax adjoint of each segment's solve
-      (default `diffrax.RecursiveCheckpointAdjoint()`); `ExactSolver` segments have
-      no solver steps and are differentiated directly. Or
-      [`spikeode.EventPropAdjoint`][] for the continuous adjoint (the adjoint
-      equation backwards in time with jump conditions at events), for every model.
-      Pass `diffrax.ForwardMode()` for forward-mode sensitivities (`jax.jvp`,
-      `jax.jacfwd`, Hessian-vector products by forward over forward), for every
-      model: the loop over segments then runs as a plain `lax.while_loop`, which
-      supports forward mode but not reverse mode.
-    - `checkpoints`: checkpoints of the loop over segments for reverse mode. Default:
-      every segment if that takes at most 64 MB (memory proportional to the number of
-      segments, i.e. spikes and input spikes, never to solver steps; the fastest
-      reverse pass), else Equinox's automatic scheme (about `sqrt(2 * max_segments)`
-      checkpoints, more recomputation).
-    - `max_segments`: bound on the loop's iterations; default
-      `inputs + len(save_ts) + 2 * max_spikes + 4`, enough for the models here (each
-      spike, input, save and end of a refractory period takes one segment). Raise it
-      for models whose `safe_step_end` ends segments without a spike.
-    - `throw`: raise on overflow, failed root finds or solver failures. With `False`
-      these are reported in `Simulation.overflow` and by NaN spike times.
-    - `pseudodynamics`: a [`spikeode.Pseudodynamics`][]: the trial ends at its
-      `trial_end` (before `t1`) and the network then continues to `t1` with every
-      neuron's constant drive replaced by its `drive`; spikes after the trial end are
-      pseudospikes (Klos & Memmesheimer).
-
-    **Returns:** a [`spikeode.Simulation`][].
-    """
-    kwargs = dict(
-        w_rec=w_rec, max_spikes=max_spikes, max_spikes_per_neuron=max_spikes_per_neuron,
-        solver=solver,
-        stepsize_controller=stepsize_controller, root_finder=root_finder, dt0=dt0,
-        max_steps=max_steps, adjoint=adjoint, checkpoints=checkpoints,
-        max_segments=max_segments, throw=throw,
-    )  # fmt: skip
-    if pseudodynamics is None:
-        return _simulate(neuron, t1, inputs, w_in, t0=t0, y0=y0, save_ts=save_ts, **kwargs)
-    return pseudodynamics.simulate(
-        neuron, t1, inputs, w_in, t0=t0, y0=y0, save_ts=save_ts, **kwargs
-    )
-
-
-def _simulate(
-    neuron, t1, inputs, w_in, *, max_spikes, max_spikes_per_neuron, y0, throw, **kwargs
-) -> Simulation:
-    """`simulate` without pseudodynamics: the coupled loop, or one loop per neuron."""
-    neuron = neuron.check()
-    n = neuron.num_neurons
-    if y0 is None:
-        y0 = neuron.init_state()
-    y0 = jnp.asarray(y0)
-    if y0.shape != (n, neuron.state_size):
-        raise ValueError(
-            f"simulate: `y0` has shape {y0.shape}; expected ({n}, {neuron.state_size})."
-        )
-    if not isinstance(max_spikes, int) or max_spikes < 1:
-        raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
-    if max_spikes_per_neuron is None:
-        sim, failed, unfinished = _run(
-            neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes, **kwargs
-        )
-        messages = [
-            (sim.overflow, f"simulate: more than max_spikes={max_spikes} spikes; the "
-             "spike buffer is full. Raise `max_spikes`."),
-        ]  # fmt: skip
-    else:
-        sim, failed, unfinished, neuron_overflow = _run_per_neuron(
-            neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes,
-            max_spikes_per_neuron=max_spikes_per_neuron, **kwargs,
-        )  # fmt: skip
-        messages = [
-            (neuron_overflow, "simulate: a neuron fired more than max_spikes_per_neuron="
-             f"{max_spikes_per_neuron} times. Raise `max_spikes_per_neuron`."),
-            (sim.overflow, f"simulate: more than max_spikes={max_spikes} spikes in the "
-             "population. Raise `max_spikes`."),
-        ]  # fmt: skip
-    messages += [
-        (failed, "simulate: a segment failed (event root find did not converge or the "
-         "solver hit max_steps); check the model parameters, tolerances or `max_steps`."),
-        (unfinished, "simulate: the event loop ran out of segments before t1; raise "
-         "`max_segments`."),
-    ]  # fmt: skip
-    out_t = sim.spikes.times
-    if throw:
-        for flag, message in messages:
-            out_t = eqx.error_if(out_t, flag, message)
-    else:
-        out_t = jnp.where(failed | unfinished, jnp.nan, out_t)
-    return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
-
-
-def _checked_w_in(inputs: SpikeTrain, w_in, n: int) -> Array:
-    """`w_in` as an array, after checking it fits the inputs and `n` neurons."""
-    if w_in is None:
-        raise ValueError("simulate: `inputs` were given without `w_in`.")
-    w_in = jnp.asarray(w_in)
-    if w_in.shape != (inputs.num_neurons, n):
-        raise ValueError(
-            f"simulate: `w_in` has shape {w_in.shape}; expected ({inputs.num_neurons}, "
-            f"{n}) for {inputs.num_neurons} inputs and {n} neurons."
-        )
-    return w_in
-
-
-def _merge_buffers(times, ids, slopes, max_spikes: int, num_neurons: int):
-    """Spike buffers (times, neuron ids, slopes; padding `+inf`) concatenated in any
-    order, as one time-sorted buffer of capacity `max_spikes` (stable: equal times keep
-    their order; truncated or padded). Overflow is the caller's to report."""
-    pad = max_spikes - times.shape[0]
-    if pad > 0:
-        times = jnp.concatenate([times, jnp.full((pad,), jnp.inf, times.dtype)])
-        ids = jnp.concatenate([ids, jnp.full((pad,), num_neurons, ids.dtype)])
-        slopes = jnp.concatenate([slopes, jnp.full((pad,), jnp.inf, slopes.dtype)])
-    # one sort carries all three along
-    times, ids, slopes = lax.sort((times, ids, slopes), num_keys=1, is_stable=True)
-    return times[:max_spikes], ids[:max_spikes], slopes[:max_spikes]
-
-
-def _one_neuron_model(neuron: AbstractNeuron):
-    """The model as a template for one of its neurons, and the `vmap` axes of its
-    leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared."""
-    n = neuron.num_neurons
-
-    def axis(x):
-        if not eqx.is_array(x) or x.ndim == 0:
-            return None
-        if x.shape == (n,):
-            return 0
-        raise ValueError(
-            f"simulate: with `max_spikes_per_neuron`, every parameter of "
-            f"{type(neuron).__name__} must be a scalar or of shape ({n},); found one of "
-            f"shape {x.shape}."
-        )
-
-    single = copy.copy(neuron)
-    object.__setattr__(single, "num_neurons", 1)
-    return single, jax.tree_util.tree_map(axis, single)
-
-
-def _run_per_neuron(
-    neuron, t1, inputs, w_in, *, w_rec, y0, max_spikes, max_spikes_per_neuron, save_ts,
-    **kwargs,
-):  # fmt: skip
-    """Independent neurons, one event loop each (vmapped); the spikes merged."""
-    if w_rec is not None:
-        raise ValueError(
-            "simulate: `max_spikes_per_neuron` needs independent neurons; it cannot be "
-            "combined with recurrent weights `w_rec`."
-        )
-    k = max_spikes_per_neuron
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"simulate: `max_spikes_per_neuron` must be a positive int, got {k!r}.")
-    n = neuron.num_neurons
-    if inputs is not None:
-        w_cols = _checked_w_in(inputs, w_in, n).T[:, :, None]
-    else:
-        w_cols = jnp.zeros((n, 0, 1), y0.dtype)
-    single, axes = _one_neuron_model(neuron)
-
-    def one(model, w_col, y0_i):
-        return _run(
-            model, t1, inputs, None if inputs is None else w_col, w_rec=None,
-            y0=y0_i[None], max_spikes=k, save_ts=save_ts, **kwargs,
-        )  # fmt: skip
-
-    sims, failed, unfinished = eqx.filter_vmap(one, in_axes=(axes, 0, 0))(single, w_cols, y0)
-    # merge the n buffers of k spikes into one sorted train of capacity max_spikes
-    real = sims.spikes.neurons.reshape(-1) == 0
-    ids = jnp.where(real, jnp.repeat(jnp.arange(n, dtype=jnp.int32), k), n)
-    times, ids, slopes = _merge_buffers(
-        sims.spikes.times.reshape(-1), ids, sims.slopes.reshape(-1), max_spikes, n
-    )
-    neuron_overflow = jnp.any(sims.overflow)
-    overflow = neuron_overflow | (jnp.sum(real) > max_spikes)
-    ys = None if sims.ys is None else jnp.moveaxis(sims.ys[:, :, 0], 0, 1)
-    sim = Simulation(
-        spikes=SpikeTrain(times, ids, n),
-        t0=sims.t0[0],
-        t1=sims.t1[0],
-        ts=None if sims.ts is None else sims.ts[0],
-        ys=ys,
-        y_final=sims.y_final[:, 0],
-        slopes=slopes,
-        overflow=overflow,
-        num_segments=jnp.sum(sims.num_segments),
-    )
-    return sim, jnp.any(failed), jnp.any(unfinished), neuron_overflow
-
-
-def _run(
-    neuron, t1, inputs, w_in, *, w_rec, t0, y0, max_spikes, save_ts, solver,
-    stepsize_controller, root_finder, dt0, max_steps, adjoint, checkpoints,
-    max_segments,
-):  # fmt: skip
-    """The coupled event loop; returns the simulation (without error checks) and
-    whether a segment failed and whether the loop ran out of segments."""
-    n = neuron.num_neurons
-    dtype = y0.dtype
-    if dtype != jnp.float64 and jax.config.jax_enable_x64:
-        raise ValueError(
-            f"simulate: the state is {dtype} but jax_enable_x64 is on; Diffrax's event "
-            "handling then mixes precisions. Use float64 parameters and inputs, or run "
-            "float32 with x64 disabled (JAX's default)."
-        )
-    t0 = jnp.asarray(t0, dtype)
-    t1 = jnp.asarray(t1, dtype)
-    t1 = eqx.error_if(t1, ~(t1 > t0), "simulate: `t1` must be greater than `t0`.")
-
-    # ---- inputs: sorted times, padded with one extra +inf; kick rows with a zero row
-    if inputs is None:
-        in_times = jnp.full((1,), jnp.inf, dtype)
-        in_ids = jnp.zeros((1,), jnp.int32)
-        w_in_pad = jnp.zeros((1, n), dtype)
-    else:
-        if inputs.times.ndim != 1:
-            raise ValueError(
-                "simulate: `inputs` must be one unbatched SpikeTrain; use jax.vmap "
-                f"for batches (got times of shape {inputs.times.shape})."
-            )
-        w_in = _checked_w_in(inputs, w_in, n)
-        inputs = inputs.validate(t0=t0)
-        in_times = jnp.concatenate([inputs.times.astype(dtype), jnp.full((1,), jnp.inf, dtype)])
-        in_ids = jnp.concatenate([inputs.neurons, jnp.full((1,), inputs.num_neurons, jnp.int32)])
-        w_in_pad = jnp.concatenate([w_in.astype(dtype), jnp.zeros((1, n), dtype)])
-    if w_rec is not None:
-        w_rec = jnp.asarray(w_rec)
-        if w_rec.shape != (n, n):
-            raise ValueError(
-                f"simulate: `w_rec` has shape {w_rec.shape}; expected ({n}, {n})."
-            )
-        w_rec = w_rec.astype(dtype)
-
-    # ---- save times
-    if save_ts is None:
-        num_save = 0
-        save_pad = jnp.full((1,), jnp.inf, dtype)
-    else:
-        save_ts = jnp.asarray(save_ts, dtype)
-        if save_ts.ndim != 1:
-            raise ValueError(f"simulate: `save_ts` must be 1-d, got shape {save_ts.shape}.")
-        num_save = save_ts.shape[0]
-        save_ts = eqx.error_if(
-            save_ts,
-            jnp.any(save_ts[1:] < save_ts[:-1]) | jnp.any(save_ts < t0) | jnp.any(save_ts > t1),
-            "simulate: `save_ts` must be sorted and lie in [t0, t1].",
-        )
-        save_pad = jnp.concatenate([save_ts, jnp.full((1,), jnp.inf, dtype)])
-
-    # ---- solver set-up
+def segment_solver(
+    neuron, dtype, solver, stepsize_controller, root_finder, dt0, max_steps, adjoint
+) -> SegmentSolver:
+    """The segment solve of `simulate`'s options (see its docstring)."""
     if solver is None:
         solver = default_solver(neuron)
     exact = isinstance(solver, ExactSolver)
@@ -565,7 +276,6 @@ def _run(
     else:
         inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
     forward = isinstance(inner_adjoint, diffrax.ForwardMode)
-    t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
 
     def masked_condition(model, t, y, refractory):
         return jnp.where(refractory, -jnp.ones((), dtype), model.condition(t, y))
@@ -627,13 +337,575 @@ def _run(
     else:
         solve = segment_solve
 
-    def first_of(*times):
-        # The earliest time; on ties the first listed wins (and alone gets the
-        # gradient: `jnp.minimum` would split it between equal times).
-        out = times[-1]
-        for t in reversed(times[:-1]):
-            out = jnp.where(t <= out, t, out)
-        return out
+    return SegmentSolver(solve, masked_condition, event_condition, forward)
+
+
+def first_of(*times):
+    """The earliest time; on ties the first listed wins (and alone gets the gradient:
+    `jnp.minimum` would split it between equal times)."""
+    out = times[-1]
+    for t in reversed(times[:-1]):
+        out = jnp.where(t <= out, t, out)
+    return out
+
+
+def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
+    """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
+    return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
+
+
+def simulate(
+    neuron: AbstractNeuron,
+    t1: ArrayLike,
+    inputs: SpikeTrain | None = None,
+    w_in: Float[Array, "inputs neurons"] | None = None,
+    *,
+    w_rec: Float[Array, "neurons neurons"] | None = None,
+    delays: ArrayLike | None = None,
+    input_delays: ArrayLike | None = None,
+    t0: ArrayLike = 0.0,
+    y0: Float[Array, "neurons state"] | None = None,
+    max_spikes: int,
+    max_spikes_per_neuron: int | None = None,
+    max_pending: int | None = None,
+    loop: str = "auto",
+    window: float | None = None,
+    max_window_spikes: int | None = None,
+    max_window_events: int | None = None,
+    save_ts: Float[Array, " save"] | None = None,
+    solver: diffrax.AbstractSolver | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    root_finder: optx.AbstractRootFinder | None = None,
+    dt0: ArrayLike | None = None,
+    max_steps: int = 4096,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    checkpoints: int | None = None,
+    max_segments: int | None = None,
+    throw: bool = True,
+    pseudodynamics: Pseudodynamics | None = None,
+) -> Simulation:
+    """Simulate a population of spiking neurons over `[t0, t1]`.
+
+    Between events the state is advanced to the first upward zero crossing of
+    `max_i condition_i` over the non-refractory neurons (by the model's closed-form
+    flow and a root find on it with `ExactSolver`, else by a Diffrax solve with a
+    `diffrax.Event`); the spiking neuron is the arg-max. Jumps (reset, the
+    recurrent kick `w_rec[i]`, input kicks `w_in[j]`) are applied between segments.
+    Scheduled times (input spikes, ends of refractory periods, save times, `t1`) end a
+    segment; so does the model's `safe_step_end`, so that no crossing hides inside a
+    step. Everything is differentiable: spike times through the implicit function
+    theorem on the root find, states through the solver and the jumps. Reverse-mode
+    memory does not grow with the number of solver steps (the loop stores one state
+    per segment, or `checkpoints` of them).
+
+    **Arguments:**
+
+    - `neuron`: the population's model ([`spikeode.AbstractNeuron`][]).
+    - `t1`: end time.
+    - `inputs`: input spikes (sorted, none before `t0`); spikes at or after `t1` have no
+      effect.
+    - `w_in`: input weights, shape `(inputs.num_neurons, neuron.num_neurons)`.
+    - `w_rec`: recurrent weights: a matrix `w_rec[pre, post]`, or
+      [`spikeode.Synapses`][] (sparse, with their own delays), or `None`.
+    - `delays`: recurrent transmission delays (needs `w_rec`): a spike of `pre` at
+      `t` arrives at `post` at `t + delays[pre, post]`. Broadcasts against `w_rec`: a
+      scalar, shape `(neurons, 1)` (per presynaptic neuron), `(neurons,)` (per
+      postsynaptic neuron) or `(neurons, neurons)`; every value finite and `>= 0`,
+      differentiable. `None` (the default) applies the kick in the spike's jump; a
+      zero delay gives the same spikes, with the kick one zero-length segment later.
+      Arrivals are scheduled events (see `max_pending`); at equal times the loop
+      processes spikes (neurons at threshold), then saves, input arrivals,
+      recurrent arrivals (lowest `pre`, then lowest `post`, first), ends of
+      refractory periods.
+    - `input_delays`: input transmission delays: an input spike of source `j` at `t`
+      arrives at neuron `i` at `t + input_delays[j, i]`; broadcasts against `w_in`
+      like `delays`. Arrivals at equal times keep the input train's order.
+    - `t0`: start time.
+    - `y0`: initial state (default `neuron.init_state()`).
+    - `max_spikes`: capacity of the output spike buffer. Exceeding it is an error
+      (or, with `throw=False`, reported in `Simulation.overflow`).
+    - `max_spikes_per_neuron`: for populations without recurrent weights only. The
+      neurons are then independent, and each is simulated on its own (`jax.vmap`
+      over neurons of one event loop): every loop has a segment per input spike and
+      per spike of its own neuron instead of per spike of the whole population,
+      which is much faster for wide layers. Each neuron's buffer holds this many
+      spikes (more is an error, or an overflow with `throw=False`); the merged,
+      time-sorted train has capacity `max_spikes`. The same spikes and gradients
+      as the coupled loop. Needs a model whose parameters are scalars or of shape
+      `(num_neurons,)` (the contract of [`spikeode.AbstractNeuron`][]).
+    - `max_pending`: capacity of the buffer of delayed recurrent arrivals not yet
+      delivered (with delays only; arrivals at or after `t1` are not stored). In the
+      coupled loop a spike takes one slot if the delays depend only on the
+      presynaptic neuron, else one per neuron (default: room for 32 spikes); in the
+      windowed loop one per synapse (default: twice the arrivals of a full window).
+      Exceeding it is an error (or, with `throw=False`, reported in
+      `Simulation.overflow`).
+    - `loop`: `"coupled"` (one loop over the population's events), `"windowed"` (see
+      `window`) or `"auto"` (the default): windowed when the recurrent delays are
+      concrete (not traced) and all `> 0`, and no option needs the coupled loop
+      (`save_ts`, `EventPropAdjoint`, `max_spikes_per_neuron`); else coupled. Both
+      give the same spikes and gradients.
+    - `window`: the windowed loop's window length (a Python float, `<=` every
+      recurrent delay; default the smallest delay). Within a window every neuron's
+      arrivals are known, so all neurons advance in parallel, each by its own loop
+      of segments; the window's spikes then become arrivals of later windows.
+      Needs concrete `t0` and `t1`.
+    - `max_window_spikes`: the windowed loop's capacity for the spikes of one window
+      (default `min(n, max(64, n // 8))`); exceeding it is an error.
+    - `max_window_events`: the windowed loop's bound on one neuron's segments in one
+      window (its arrivals, spikes, ends of refractory periods, plus one; default
+      16); exceeding it is an error.
+    - `save_ts`: sorted times in `[t0, t1]` at which to record the state.
+    - `solver`: any Diffrax solver; default `ExactSolver()` if the model has a
+      closed-form flow, else `diffrax.Tsit5()`.
+    - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-10, atol=1e-10)`
+      for numerical solvers; ignored by `ExactSolver` (one step per segment).
+    - `root_finder`: finds event times; default [`spikeode.BracketedNewton`][].
+    - `dt0`: initial step for numerical solvers (default: Diffrax's choice).
+    - `max_steps`: maximum solver steps per segment.
+    - `adjoint`: for numerical solvers, the Diffrax adjoint of each segment's solve
+      (default `diffrax.RecursiveCheckpointAdjoint()`); `ExactSolver` segments have
+      no solver steps and are differentiated directly. Or
+      [`spikeode.EventPropAdjoint`][] for the continuous adjoint (the adjoint
+      equation backwards in time with jump conditions at events), for every model.
+      Pass `diffrax.ForwardMode()` for forward-mode sensitivities (`jax.jvp`,
+      `jax.jacfwd`, Hessian-vector products by forward over forward), for every
+      model: the loop over segments then runs as a plain `lax.while_loop`, which
+      supports forward mode but not reverse mode.
+    - `checkpoints`: checkpoints of the loop over segments for reverse mode. Default:
+      every segment if that takes at most 64 MB (memory proportional to the number of
+      segments, i.e. spikes and input spikes, never to solver steps; the fastest
+      reverse pass), else Equinox's automatic scheme (about `sqrt(2 * max_segments)`
+      checkpoints, more recomputation).
+    - `max_segments`: bound on the loop's iterations; default
+      `arrivals + len(save_ts) + (2 + a) * max_spikes + 4`, enough for the models
+      here (each spike, input arrival, save and end of a refractory period takes one
+      segment; `a` is the number of arrival slots a spike takes, 0 without
+      `delays`). Raise it for models whose `safe_step_end` ends segments without a
+      spike.
+    - `throw`: raise on overflow, failed root finds or solver failures. With `False`
+      these are reported in `Simulation.overflow` and by NaN spike times.
+    - `pseudodynamics`: a [`spikeode.Pseudodynamics`][]: the trial ends at its
+      `trial_end` (before `t1`) and the network then continues to `t1` with every
+      neuron's constant drive replaced by its `drive`; spikes after the trial end are
+      pseudospikes (Klos & Memmesheimer).
+
+    **Returns:** a [`spikeode.Simulation`][].
+    """
+    kwargs = dict(
+        w_rec=w_rec, delays=delays, input_delays=input_delays, max_pending=max_pending,
+        loop=loop, window=window, max_window_spikes=max_window_spikes,
+        max_window_events=max_window_events,
+        max_spikes=max_spikes, max_spikes_per_neuron=max_spikes_per_neuron,
+        solver=solver,
+        stepsize_controller=stepsize_controller, root_finder=root_finder, dt0=dt0,
+        max_steps=max_steps, adjoint=adjoint, checkpoints=checkpoints,
+        max_segments=max_segments, throw=throw,
+    )  # fmt: skip
+    if pseudodynamics is None:
+        return _simulate(neuron, t1, inputs, w_in, t0=t0, y0=y0, save_ts=save_ts, **kwargs)
+    if delays is not None or input_delays is not None or isinstance(w_rec, Synapses):
+        raise ValueError(
+            "simulate: `pseudodynamics` cannot be combined with `delays`, "
+            "`input_delays` or `Synapses` (arrivals pending at the trial end would be "
+            "lost)."
+        )
+    return pseudodynamics.simulate(
+        neuron, t1, inputs, w_in, t0=t0, y0=y0, save_ts=save_ts, **kwargs
+    )
+
+
+def _simulate(
+    neuron, t1, inputs, w_in, *, max_spikes, max_spikes_per_neuron, y0, throw, **kwargs
+) -> Simulation:
+    """`simulate` without pseudodynamics: the coupled loop, or one loop per neuron."""
+    if kwargs["delays"] is not None and kwargs["w_rec"] is None:
+        raise ValueError("simulate: `delays` were given without recurrent weights `w_rec`.")
+    if kwargs["input_delays"] is not None and inputs is None:
+        raise ValueError("simulate: `input_delays` were given without `inputs`.")
+    loop = kwargs.pop("loop")
+    window = kwargs.pop("window")
+    window_caps = dict(
+        max_window_spikes=kwargs.pop("max_window_spikes"),
+        max_window_events=kwargs.pop("max_window_events"),
+    )
+    if loop not in ("auto", "coupled", "windowed"):
+        raise ValueError(f"simulate: `loop` must be 'auto', 'coupled' or 'windowed', got {loop!r}.")
+    neuron = neuron.check()
+    n = neuron.num_neurons
+    if y0 is None:
+        y0 = neuron.init_state()
+    y0 = jnp.asarray(y0)
+    if y0.shape != (n, neuron.state_size):
+        raise ValueError(
+            f"simulate: `y0` has shape {y0.shape}; expected ({n}, {neuron.state_size})."
+        )
+    if not isinstance(max_spikes, int) or max_spikes < 1:
+        raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
+    windowed, window = _choose_loop(
+        loop, window, kwargs, max_spikes_per_neuron=max_spikes_per_neuron
+    )
+    if windowed:
+        return _simulate_windowed(
+            neuron, t1, inputs, w_in, window=window, y0=y0, max_spikes=max_spikes,
+            throw=throw, **window_caps, **kwargs,
+        )  # fmt: skip
+    if isinstance(kwargs["w_rec"], Synapses):
+        w_dense, d_dense = kwargs["w_rec"].to_dense()
+        kwargs["w_rec"], kwargs["delays"] = w_dense, d_dense
+    if max_spikes_per_neuron is None:
+        sim, failed, unfinished, pend_overflow, max_pending = _run(
+            neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes, **kwargs
+        )
+        messages = [
+            (sim.overflow & ~pend_overflow, f"simulate: more than max_spikes={max_spikes} "
+             "spikes; the spike buffer is full. Raise `max_spikes`."),
+            (pend_overflow, f"simulate: more than max_pending={max_pending} delayed "
+             "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
+        ]  # fmt: skip
+    else:
+        sim, failed, unfinished, neuron_overflow = _run_per_neuron(
+            neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes,
+            max_spikes_per_neuron=max_spikes_per_neuron, **kwargs,
+        )  # fmt: skip
+        messages = [
+            (neuron_overflow, "simulate: a neuron fired more than max_spikes_per_neuron="
+             f"{max_spikes_per_neuron} times. Raise `max_spikes_per_neuron`."),
+            (sim.overflow, f"simulate: more than max_spikes={max_spikes} spikes in the "
+             "population. Raise `max_spikes`."),
+        ]  # fmt: skip
+    messages += [
+        (failed, "simulate: a segment failed (event root find did not converge or the "
+         "solver hit max_steps); check the model parameters, tolerances or `max_steps`."),
+        (unfinished, "simulate: the event loop ran out of segments before t1; raise "
+         "`max_segments`."),
+    ]  # fmt: skip
+    out_t = sim.spikes.times
+    if throw:
+        for flag, message in messages:
+            out_t = eqx.error_if(out_t, flag, message)
+    else:
+        out_t = jnp.where(failed | unfinished, jnp.nan, out_t)
+    return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
+
+
+def _min_delay(kwargs) -> float | None:
+    """The smallest recurrent delay if it is known now (concrete), else `None`."""
+    w_rec, delays = kwargs["w_rec"], kwargs["delays"]
+    d = w_rec.delay if isinstance(w_rec, Synapses) else delays
+    if d is None or isinstance(d, jax.core.Tracer):
+        return None
+    d = np.asarray(d)
+    return float(d.min()) if d.size else None
+
+
+def _choose_loop(loop, window, kwargs, *, max_spikes_per_neuron):
+    """Whether to run the windowed loop, and its window length."""
+    blockers = [
+        name for name, on in (
+            ("save_ts", kwargs["save_ts"] is not None),
+            ("EventPropAdjoint", isinstance(kwargs["adjoint"], EventPropAdjoint)),
+            ("max_spikes_per_neuron", max_spikes_per_neuron is not None),
+        ) if on
+    ]  # fmt: skip
+    delayed = kwargs["delays"] is not None or isinstance(kwargs["w_rec"], Synapses)
+    d_min = _min_delay(kwargs)
+    if loop == "coupled":
+        if window is not None:
+            raise ValueError("simulate: `window` is an option of loop='windowed'.")
+        return False, None
+    if loop == "auto":
+        use = delayed and not blockers and (window is not None or (d_min or 0) > 0)
+        if not use:
+            return False, None
+    else:  # windowed
+        if not delayed:
+            raise ValueError(
+                "simulate: loop='windowed' needs recurrent delays (`delays`, or "
+                "`Synapses` as `w_rec`)."
+            )
+        if blockers:
+            raise ValueError(
+                f"simulate: loop='windowed' does not support {', '.join(blockers)}; use "
+                "loop='coupled'."
+            )
+    if window is None:
+        if d_min is None:
+            raise ValueError(
+                "simulate: the windowed loop needs `window` when the delays are traced "
+                "(e.g. inside jax.jit): pass a window length <= the smallest delay."
+            )
+        if not d_min > 0:
+            raise ValueError(
+                f"simulate: the windowed loop needs every recurrent delay > 0; the "
+                f"smallest is {d_min}. Use loop='coupled'."
+            )
+        window = d_min
+    return True, window
+
+
+def _simulate_windowed(
+    neuron, t1, inputs, w_in, *, window, y0, max_spikes, throw, w_rec, delays,
+    input_delays, max_pending, max_window_spikes, max_window_events, t0, save_ts,
+    solver, stepsize_controller, root_finder, dt0, max_steps, adjoint, checkpoints,
+    max_segments,
+) -> Simulation:  # fmt: skip
+    """`simulate` by the windowed loop (`_windowed.windowed_run`)."""
+    del save_ts, max_segments  # (refused by _choose_loop; not used)
+    from ._windowed import windowed_run
+
+    dtype = y0.dtype
+    if dtype != jnp.float64 and jax.config.jax_enable_x64:
+        raise ValueError(
+            f"simulate: the state is {dtype} but jax_enable_x64 is on; use float64 "
+            "parameters and inputs, or run float32 with x64 disabled."
+        )
+    seg = segment_solver(
+        neuron, dtype, solver, stepsize_controller, root_finder, dt0, max_steps, adjoint
+    )
+    times, ids, slopes, y_final, f = windowed_run(
+        neuron, t1, inputs, w_in, w_rec=w_rec, delays=delays, input_delays=input_delays,
+        window=window, t0=t0, y0=y0, max_spikes=max_spikes, max_pending=max_pending,
+        max_window_spikes=max_window_spikes, max_window_events=max_window_events,
+        seg=seg, checkpoints=checkpoints,
+    )  # fmt: skip
+    n = neuron.num_neurons
+    messages = [
+        (f["overflow"], f"simulate: more than max_spikes={max_spikes} spikes; the spike "
+         "buffer is full. Raise `max_spikes`."),
+        (f["pend_overflow"], f"simulate: more than max_pending={f['max_pending']} delayed "
+         "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
+        (f["window_overflow"], "simulate: a window of the windowed loop held more than "
+         f"max_window_spikes={f['max_window_spikes']} spikes, or a neuron needed more "
+         f"than max_window_events={f['max_window_events']} segments in one window. "
+         "Raise them, or shorten `window`."),
+        (f["failed"], "simulate: a segment failed (event root find did not converge or "
+         "the solver hit max_steps); check the model parameters, tolerances or "
+         "`max_steps`."),
+        (f["unfinished"], "simulate: the windowed loop did not reach t1."),
+    ]  # fmt: skip
+    bad = f["failed"] | f["unfinished"] | f["window_overflow"] | f["pend_overflow"]
+    if throw:
+        for flag, message in messages:
+            times = eqx.error_if(times, flag, message)
+    else:
+        times = jnp.where(bad, jnp.nan, times)
+    dtype_t = times.dtype
+    return Simulation(
+        spikes=SpikeTrain(times, ids, n),
+        t0=jnp.asarray(t0, dtype_t),
+        t1=jnp.asarray(t1, dtype_t),
+        ts=None,
+        ys=None,
+        y_final=y_final,
+        slopes=slopes,
+        overflow=f["overflow"] | f["pend_overflow"] | f["window_overflow"],
+        num_segments=f["windows"],
+    )
+
+
+def _checked_w_in(inputs: SpikeTrain, w_in, n: int) -> Array:
+    """`w_in` as an array, after checking it fits the inputs and `n` neurons."""
+    if w_in is None:
+        raise ValueError("simulate: `inputs` were given without `w_in`.")
+    w_in = jnp.asarray(w_in)
+    if w_in.shape != (inputs.num_neurons, n):
+        raise ValueError(
+            f"simulate: `w_in` has shape {w_in.shape}; expected ({inputs.num_neurons}, "
+            f"{n}) for {inputs.num_neurons} inputs and {n} neurons."
+        )
+    return w_in
+
+
+def _merge_buffers(times, ids, slopes, max_spikes: int, num_neurons: int):
+    """Spike buffers (times, neuron ids, slopes; padding `+inf`) concatenated in any
+    order, as one time-sorted buffer of capacity `max_spikes` (stable: equal times keep
+    their order; truncated or padded). Overflow is the caller's to report."""
+    pad = max_spikes - times.shape[0]
+    if pad > 0:
+        times = jnp.concatenate([times, jnp.full((pad,), jnp.inf, times.dtype)])
+        ids = jnp.concatenate([ids, jnp.full((pad,), num_neurons, ids.dtype)])
+        slopes = jnp.concatenate([slopes, jnp.full((pad,), jnp.inf, slopes.dtype)])
+    # one sort carries all three along
+    times, ids, slopes = lax.sort((times, ids, slopes), num_keys=1, is_stable=True)
+    return times[:max_spikes], ids[:max_spikes], slopes[:max_spikes]
+
+
+def _one_neuron_model(neuron: AbstractNeuron):
+    """The model as a template for one of its neurons, and the `vmap` axes of its
+    leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared."""
+    n = neuron.num_neurons
+
+    def axis(x):
+        if not eqx.is_array(x) or x.ndim == 0:
+            return None
+        if x.shape == (n,):
+            return 0
+        raise ValueError(
+            f"simulate: with `max_spikes_per_neuron`, every parameter of "
+            f"{type(neuron).__name__} must be a scalar or of shape ({n},); found one of "
+            f"shape {x.shape}."
+        )
+
+    single = copy.copy(neuron)
+    object.__setattr__(single, "num_neurons", 1)
+    return single, jax.tree_util.tree_map(axis, single)
+
+
+def _run_per_neuron(
+    neuron, t1, inputs, w_in, *, w_rec, delays, input_delays, max_pending, y0, max_spikes,
+    max_spikes_per_neuron, save_ts, **kwargs,
+):  # fmt: skip
+    """Independent neurons, one event loop each (vmapped); the spikes merged."""
+    del delays, max_pending  # (only with w_rec, which is refused below)
+    if w_rec is not None:
+        raise ValueError(
+            "simulate: `max_spikes_per_neuron` needs independent neurons; it cannot be "
+            "combined with recurrent weights `w_rec`."
+        )
+    k = max_spikes_per_neuron
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"simulate: `max_spikes_per_neuron` must be a positive int, got {k!r}.")
+    n = neuron.num_neurons
+    if inputs is not None:
+        w_cols = _checked_w_in(inputs, w_in, n).T[:, :, None]
+    else:
+        w_cols = jnp.zeros((n, 0, 1), y0.dtype)
+    if input_delays is not None:
+        # each neuron's loop sees its own column of delays, as delays per source
+        d_in = check_delays(input_delays, (inputs.num_neurons, n), "input_delays", y0.dtype)
+        d_cols = jnp.broadcast_to(d_in, (inputs.num_neurons, n)).T[:, :, None]
+    else:
+        d_cols = jnp.zeros((n, 0, 1), y0.dtype)
+    single, axes = _one_neuron_model(neuron)
+
+    def one(model, w_col, d_col, y0_i):
+        sim, failed, unfinished, _, _ = _run(
+            model, t1, inputs, None if inputs is None else w_col, w_rec=None, delays=None,
+            input_delays=None if input_delays is None else d_col, max_pending=None,
+            y0=y0_i[None], max_spikes=k, save_ts=save_ts, **kwargs,
+        )  # fmt: skip
+        return sim, failed, unfinished
+
+    sims, failed, unfinished = eqx.filter_vmap(one, in_axes=(axes, 0, 0, 0))(
+        single, w_cols, d_cols, y0
+    )
+    # merge the n buffers of k spikes into one sorted train of capacity max_spikes
+    real = sims.spikes.neurons.reshape(-1) == 0
+    ids = jnp.where(real, jnp.repeat(jnp.arange(n, dtype=jnp.int32), k), n)
+    times, ids, slopes = _merge_buffers(
+        sims.spikes.times.reshape(-1), ids, sims.slopes.reshape(-1), max_spikes, n
+    )
+    neuron_overflow = jnp.any(sims.overflow)
+    overflow = neuron_overflow | (jnp.sum(real) > max_spikes)
+    ys = None if sims.ys is None else jnp.moveaxis(sims.ys[:, :, 0], 0, 1)
+    sim = Simulation(
+        spikes=SpikeTrain(times, ids, n),
+        t0=sims.t0[0],
+        t1=sims.t1[0],
+        ts=None if sims.ts is None else sims.ts[0],
+        ys=ys,
+        y_final=sims.y_final[:, 0],
+        slopes=slopes,
+        overflow=overflow,
+        num_segments=jnp.sum(sims.num_segments),
+    )
+    return sim, jnp.any(failed), jnp.any(unfinished), neuron_overflow
+
+
+def _run(
+    neuron, t1, inputs, w_in, *, w_rec, delays, input_delays, max_pending, t0, y0,
+    max_spikes, save_ts, solver, stepsize_controller, root_finder, dt0, max_steps,
+    adjoint, checkpoints, max_segments,
+):  # fmt: skip
+    """The coupled event loop; returns the simulation (without error checks), whether
+    a segment failed, whether the loop ran out of segments, whether the buffer of
+    delayed arrivals overflowed, and that buffer's capacity."""
+    n = neuron.num_neurons
+    dtype = y0.dtype
+    if dtype != jnp.float64 and jax.config.jax_enable_x64:
+        raise ValueError(
+            f"simulate: the state is {dtype} but jax_enable_x64 is on; Diffrax's event "
+            "handling then mixes precisions. Use float64 parameters and inputs, or run "
+            "float32 with x64 disabled (JAX's default)."
+        )
+    t0 = jnp.asarray(t0, dtype)
+    t1 = jnp.asarray(t1, dtype)
+    t1 = eqx.error_if(t1, ~(t1 > t0), "simulate: `t1` must be greater than `t0`.")
+
+    # ---- inputs: sorted times, padded with one extra +inf; kick rows with a zero row
+    if inputs is None:
+        in_times = jnp.full((1,), jnp.inf, dtype)
+        in_ids = jnp.zeros((1,), jnp.int32)
+        in_post = jnp.full((1,), n, jnp.int32)
+        w_in_pad = jnp.zeros((1, n), dtype)
+    else:
+        if inputs.times.ndim != 1:
+            raise ValueError(
+                "simulate: `inputs` must be one unbatched SpikeTrain; use jax.vmap "
+                f"for batches (got times of shape {inputs.times.shape})."
+            )
+        w_in = _checked_w_in(inputs, w_in, n)
+        inputs = inputs.validate(t0=t0)
+        # arrivals: (time, source, target), target n meaning every neuron
+        if input_delays is None:
+            arr = inputs.times.astype(dtype), inputs.neurons, None
+        else:
+            d_in = check_delays(input_delays, (inputs.num_neurons, n), "input_delays", dtype)
+            arr = delayed_inputs(inputs, d_in, n, dtype)
+        if arr[2] is None:
+            arr = arr[:2] + (jnp.full(arr[0].shape, n, jnp.int32),)
+        in_times = jnp.concatenate([arr[0], jnp.full((1,), jnp.inf, dtype)])
+        in_ids = jnp.concatenate([arr[1], jnp.full((1,), inputs.num_neurons, jnp.int32)])
+        in_post = jnp.concatenate([arr[2], jnp.full((1,), n, jnp.int32)])
+        w_in_pad = jnp.concatenate([w_in.astype(dtype), jnp.zeros((1, n), dtype)])
+    if w_rec is not None:
+        w_rec = jnp.asarray(w_rec)
+        if w_rec.shape != (n, n):
+            raise ValueError(
+                f"simulate: `w_rec` has shape {w_rec.shape}; expected ({n}, {n})."
+            )
+        w_rec = w_rec.astype(dtype)
+    # ---- recurrent delays: a spike puts `fan` arrivals into a buffer of `max_pending`
+    delayed = delays is not None
+    if delayed:
+        d_rec = check_delays(delays, (n, n), "delays", dtype)
+        fan = 1 if per_presynaptic(d_rec) else n
+        d_rec = jnp.broadcast_to(d_rec, (n, fan))
+        if max_pending is None:
+            max_pending = fan * min(max_spikes, 32)
+        if not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(
+                f"simulate: `max_pending` must be a positive int, got {max_pending!r}."
+            )
+        pend_targets = np.arange(fan, dtype=np.int32) if fan > 1 else np.full(1, n, np.int32)
+    else:
+        fan = 0
+        max_pending = 0
+
+    # ---- save times
+    if save_ts is None:
+        num_save = 0
+        save_pad = jnp.full((1,), jnp.inf, dtype)
+    else:
+        save_ts = jnp.asarray(save_ts, dtype)
+        if save_ts.ndim != 1:
+            raise ValueError(f"simulate: `save_ts` must be 1-d, got shape {save_ts.shape}.")
+        num_save = save_ts.shape[0]
+        save_ts = eqx.error_if(
+            save_ts,
+            jnp.any(save_ts[1:] < save_ts[:-1]) | jnp.any(save_ts < t0) | jnp.any(save_ts > t1),
+            "simulate: `save_ts` must be sorted and lie in [t0, t1].",
+        )
+        save_pad = jnp.concatenate([save_ts, jnp.full((1,), jnp.inf, dtype)])
+
+    # ---- solver set-up
+    seg = segment_solver(
+        neuron, dtype, solver, stepsize_controller, root_finder, dt0, max_steps, adjoint
+    )
+    solve, masked_condition, event_condition = seg.solve, seg.masked, seg.condition
+    forward = seg.forward
+    t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
 
     def body(k: _Consts, c: _Carry, read):
         # Everything traced comes in through `k` (differentiated as a whole), the
@@ -643,8 +915,16 @@ def _run(
         t_in = read("in_times", c.in_ptr)
         t_save = read("save", c.save_ptr)
         t_release = jnp.min(jnp.where(refractory, c.refr_until, jnp.inf))
-        # in the order in which coinciding items are processed: saves, inputs
-        t_sched = first_of(t_save, t_in, t_release, k.t1)
+        if delayed:
+            # the earliest pending arrival; on ties the lowest key (pre, then post)
+            earliest = c.pend_t == jnp.min(c.pend_t)
+            slot = jnp.argmin(jnp.where(earliest, c.pend_key, jnp.iinfo(jnp.int32).max))
+            t_pend = c.pend_t[slot]
+        else:
+            t_pend = jnp.asarray(jnp.inf, dtype)
+        # in the order in which coinciding items are processed: saves, input arrivals,
+        # recurrent arrivals, ends of refractory periods
+        t_sched = first_of(t_save, t_in, t_pend, t_release, k.t1)
         # A neuron already at threshold (e.g. a jump put it there) fires now.
         fire_now = event_condition(neuron, c.t, c.y, refractory) >= 0
         # A segment ends at the next scheduled time (differentiable: input spike times
@@ -684,14 +964,40 @@ def _run(
         write = spiked & room
         overflow = c.overflow | (spiked & ~room)
 
-        # jumps: spike (reset + recurrent kick), else scheduled items at t_end
+        # jumps: spike (reset + recurrent kick, or arrivals scheduled), else scheduled
+        # items at t_end
         y_spk = neuron.reset(y_new, fired)
-        if w_rec is not None:
+        if w_rec is not None and not delayed:
             y_spk = neuron.receive(y_spk, read("w_rec", i))
         is_save = ~spiked & (t_new == t_save) & (t_save <= t_in)
         is_input = ~spiked & ~is_save & (t_new == t_in) & (t_in < k.t1)
-        y_inp = neuron.receive(y_new, read("w_in", k.in_ids[c.in_ptr]))
+        targets = jnp.arange(n)
+        w_inp = read("w_in", k.in_ids[c.in_ptr])
+        post = k.in_post[c.in_ptr]
+        y_inp = neuron.receive(y_new, jnp.where((post == n) | (targets == post), w_inp, 0))
         y_next = jnp.where(spiked, y_spk, jnp.where(is_input, y_inp, y_new))
+        pend = {}
+        if delayed:
+            is_pend = ~spiked & ~is_save & ~is_input & (t_new == t_pend) & (t_pend < k.t1)
+            pre, post = c.pend_key[slot] // (n + 1), c.pend_key[slot] % (n + 1)
+            w_pend = read("w_rec", pre)
+            y_pend = neuron.receive(y_new, jnp.where((post == n) | (targets == post), w_pend, 0))
+            y_next = jnp.where(is_pend, y_pend, y_next)
+            # deliver (free the slot), or schedule the spike's arrivals before t1
+            pend_t = jnp.where(is_pend & (jnp.arange(max_pending) == slot), jnp.inf, c.pend_t)
+            t_arr = t_new + read("delays", i)
+            push = spiked & (t_arr < k.t1)
+            free = pend_t == jnp.inf
+            free_slots = jnp.nonzero(free, size=fan, fill_value=max_pending)[0]
+            rank = jnp.clip(jnp.cumsum(push) - 1, 0, fan - 1)
+            dest = jnp.where(push, free_slots[rank], max_pending)
+            pend = dict(
+                pend_t=pend_t.at[dest].set(t_arr, mode="drop"),
+                pend_key=c.pend_key.at[dest].set(
+                    i.astype(jnp.int32) * (n + 1) + pend_targets, mode="drop"
+                ),
+                pend_overflow=c.pend_overflow | (jnp.sum(push) > jnp.sum(free)),
+            )
 
         idx = jnp.minimum(c.n_out, max_spikes - 1)
         writes = dict(
@@ -703,6 +1009,8 @@ def _run(
             writes["ys"] = (jnp.minimum(c.save_ptr, num_save - 1), y_new, is_save)
         refr_until = jnp.where(fired, t_new + k.t_ref, c.refr_until)
         save_ptr = c.save_ptr + is_save.astype(jnp.int32)
+        if delayed:
+            overflow = overflow | pend["pend_overflow"]
         done = (
             overflow
             | ~ok
@@ -719,12 +1027,15 @@ def _run(
             overflow=overflow,
             failed=c.failed | ~ok,
             segments=c.segments + 1,
+            pend_t=pend.get("pend_t", c.pend_t),
+            pend_key=pend.get("pend_key", c.pend_key),
+            pend_overflow=pend.get("pend_overflow", c.pend_overflow),
         )
         return carry, writes
 
     num_in = in_times.shape[0] - 1
     if max_segments is None:
-        max_segments = num_in + num_save + 2 * max_spikes + 4
+        max_segments = num_in + num_save + (2 + fan) * max_spikes + 4
     init = _Carry(
         t=t0,
         y=y0.astype(dtype),
@@ -736,6 +1047,9 @@ def _run(
         overflow=jnp.array(False),
         failed=jnp.array(False),
         segments=jnp.array(0, jnp.int32),
+        pend_t=jnp.full((max_pending,), jnp.inf, dtype),
+        pend_key=jnp.zeros((max_pending,), jnp.int32),
+        pend_overflow=jnp.array(False),
     )
     buffers = dict(
         out_t=jnp.full((max_spikes,), jnp.inf, dtype),
@@ -747,8 +1061,12 @@ def _run(
     tables = dict(in_times=in_times, save=save_pad, save_next=save_pad, w_in=w_in_pad)
     if w_rec is not None:
         tables["w_rec"] = w_rec
-    consts = _Consts(neuron=neuron, t0=t0, t1=t1, t_ref=t_ref, in_ids=in_ids)
-    carry_bytes = 64 + sum(x.nbytes for x in (init.t, init.y, init.refr_until))
+    if delayed:
+        tables["delays"] = d_rec
+    consts = _Consts(neuron=neuron, t0=t0, t1=t1, t_ref=t_ref, in_ids=in_ids, in_post=in_post)
+    carry_bytes = 64 + sum(
+        x.nbytes for x in (init.t, init.y, init.refr_until, init.pend_t, init.pend_key)
+    )
     if forward:
         # Forward mode needs a plain while loop (the others are custom VJPs).
         kind = "lax"
@@ -777,4 +1095,4 @@ def _run(
         overflow=final.overflow,
         num_segments=final.segments,
     )
-    return sim, final.failed, ~final.done
+    return sim, final.failed, ~final.done, final.pend_overflow, max_pending

@@ -22,6 +22,8 @@ def reference_simulate(
     w_in=None,
     w_rec=None,
     *,
+    delays=None,
+    input_delays=None,
     refractory_period=0.0,
     t0: float = 0.0,
     max_step: float = np.inf,
@@ -52,6 +54,12 @@ def reference_simulate(
     `breaks`: further times at which a segment ends (where `rhs` changes, e.g. at the
     end of a trial).
 
+    With `delays` (broadcast to `w_rec`'s shape) or `input_delays` (to `w_in`'s), every
+    spike becomes one arrival per target at `t + delay`, kept in a list ordered by
+    (time, input before recurrent, input order or presynaptic index, target), and
+    arrivals are applied one at a time, each followed by the check for neurons at
+    threshold.
+
     **Returns:** `(times, neurons)` of the output spikes, in order.
     """
     from scipy.integrate import solve_ivp
@@ -70,11 +78,27 @@ def reference_simulate(
     refr_until = np.full(n, -np.inf)
     t, ptr = float(t0), 0
     out_t, out_i = [], []
+    queued = delays is not None or input_delays is not None
+    # pending arrivals: (time, kind, order, target, weight); kind 0 input, 1 recurrent
+    pending = []
+    if queued:
+        d_in = np.broadcast_to(
+            np.asarray(0.0 if input_delays is None else input_delays, float),
+            (0, n) if w_in is None else w_in.shape,
+        )
+        for m, (tm, jm) in enumerate(zip(in_t, in_i)):
+            pending += [(tm + d_in[jm, i], 0, m, i, w_in[jm, i]) for i in range(n)]
+        in_t, in_i = np.zeros(0), np.zeros(0, int)
+        d_rec = None
+        if w_rec is not None:
+            d_rec = np.broadcast_to(np.asarray(0.0 if delays is None else delays, float), (n, n))
 
     def spike(j, t_spike, y):
         y = reset(y, j)
-        if w_rec is not None:
+        if w_rec is not None and not queued:
             y = receive(y, w_rec[j])
+        elif w_rec is not None:
+            pending.extend((t_spike + d_rec[j, i], 1, j, i, w_rec[j, i]) for i in range(n))
         refr_until[j] = t_spike + t_ref[j]
         out_t.append(t_spike)
         out_i.append(j)
@@ -86,7 +110,9 @@ def reference_simulate(
         if np.max(masked) >= 0:  # a jump put a neuron at threshold
             y = spike(int(np.argmax(masked)), t, y)
             continue
+        pending.sort(key=lambda a: a[:4])
         t_next = min(
+            pending[0][0] if pending else np.inf,
             in_t[ptr] if ptr < len(in_t) else np.inf,
             refr_until[refractory].min() if refractory.any() else np.inf,
             min((b for b in breaks if b > t), default=np.inf),
@@ -117,6 +143,10 @@ def reference_simulate(
                 continue
             y = sol.y[:, -1].reshape(n, k).copy()
             t = t_next
+        if pending and pending[0][0] <= t and t < t1:
+            _, _, _, i, w = pending.pop(0)
+            y = receive(y, np.where(np.arange(n) == i, w, 0.0))
+            continue
         while ptr < len(in_t) and in_t[ptr] <= t and t < t1:
             y = receive(y, w_in[in_i[ptr]])
             ptr += 1

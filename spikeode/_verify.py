@@ -39,10 +39,13 @@ def reference_lif(
     w_rec=None,
     y0=None,
     rtol: float = 1e-12,
+    delays=None,
+    input_delays=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate a LIF population with SciPy's DOP853 (`reference_simulate`),
     independently of Diffrax and of spikeode's event loop, with a step bound of 1/50
-    of the shortest time constant (so that no threshold crossing hides in a step).
+    of the shortest time constant (so that no threshold crossing hides in a step);
+    `delays` and `input_delays` as in `simulate`.
 
     **Returns:** `(times, neurons)` of the output spikes, in order.
     """
@@ -61,7 +64,8 @@ def reference_lif(
         rhs, lambda y: y[:, 0] - par["threshold"], lambda y, j: _set(y, j, par["v_reset"][j]),
         _add_column(1), np.zeros((n, 2)) if y0 is None else np.asarray(y0, float), t1,
         inputs, w_in, w_rec, refractory_period=par["t_ref"], rtol=rtol, atol=rtol,
-        max_step=min(par["tau_mem"].min(), par["tau_syn"].min()) / 50,
+        max_step=min(par["tau_mem"].min(), par["tau_syn"].min()) / 50, delays=delays,
+        input_delays=input_delays,
     )  # fmt: skip
 
 

@@ -1,0 +1,402 @@
+"""The windowed loop: with every delay at least `d_min > 0`, nothing a neuron emits in
+a window `[T, T + L)` with `L <= d_min` can arrive before `T + L`, so within a window
+each neuron evolves independently from arrivals already known. All neurons are then
+advanced in parallel (one lane each), arrival by arrival, by the model's flow (or its
+numerical solve) with exact crossings; the spikes of a window become arrivals of later
+windows (Morrison et al. 2007; NEST's communication interval)."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from ._delays import check_delays
+from ._spikes import SpikeTrain
+from ._stored_loop import event_while_loop
+from ._synapses import Synapses
+
+
+class _Lanes(eqx.Module):
+    """Every neuron's state inside a window (the inner loop's carry)."""
+
+    t: Array  # (n,) time of each lane
+    y: Array  # (n, state)
+    refr_until: Array  # (n,)
+    ptr: Array  # (n,) next arrival (index into the window's sorted arrivals)
+    n_spk: Array  # () spikes of the window so far
+    done: Array  # ()
+    lane_done: Array  # (n,)
+    overflow: Array  # () window spike capacity exceeded
+    failed: Array  # ()
+
+
+class _LaneConsts(eqx.Module):
+    model: object  # the one-neuron model, vmapped over lanes
+    t_ref: Array  # (n,)
+    t_end: Array  # () window end
+    span: Array  # () t1 - t0 (dummy lengths)
+    end: Array  # (n,) one past each lane's last arrival
+
+
+class _Window(eqx.Module):
+    """The outer loop's carry: the network at a window start."""
+
+    t: Array  # () window start
+    y: Array
+    refr_until: Array
+    pend_t: Array  # (P,) pending arrival times, +inf free
+    pend_w: Array  # (P,) their weights
+    pend_post: Array  # (P,) targets
+    pend_tie: Array  # (P,) order at equal times (inputs, then synapse index)
+    n_out: Array
+    done: Array
+    overflow: Array  # output buffer
+    window_overflow: Array  # window spike or lane event capacity
+    pend_overflow: Array
+    failed: Array
+    windows: Array
+
+
+class _WindowConsts(eqx.Module):
+    lane: object  # _LaneConsts without t_end/end (filled per window)
+    t0: Array
+    t1: Array
+    length: Array
+    syn_post: Array
+    offsets: Array
+
+
+def synapse_table(w_rec, delays, n: int, dtype) -> tuple[Synapses, Array]:
+    """Recurrent connections as `Synapses` (a dense `w_rec` becomes one synapse per
+    entry, pre-major) and their checked delays."""
+    if isinstance(w_rec, Synapses):
+        if (w_rec.num_pre, w_rec.num_post) != (n, n):
+            raise ValueError(
+                f"simulate: the recurrent `Synapses` connect {w_rec.num_pre} -> "
+                f"{w_rec.num_post} neurons; expected {n} -> {n}."
+            )
+        if delays is not None:
+            raise ValueError(
+                "simulate: with `Synapses` the delays are the synapses' own `delay`; "
+                "do not also pass `delays`."
+            )
+        syn = w_rec
+        d = check_delays(syn.delay, (syn.num_synapses,), "Synapses.delay", dtype)
+        return eqx.tree_at(lambda s: (s.weight, s.delay), syn, (syn.weight.astype(dtype), d)), d
+    w = jnp.asarray(w_rec)
+    if w.shape != (n, n):
+        raise ValueError(f"simulate: `w_rec` has shape {w.shape}; expected ({n}, {n}).")
+    d = check_delays(delays, (n, n), "delays", dtype)
+    syn = Synapses.from_dense(w.astype(dtype), jnp.broadcast_to(d, (n, n)))
+    return syn, syn.delay
+
+
+def windowed_run(
+    neuron, t1, inputs, w_in, *, w_rec, delays, input_delays, window, t0, y0, max_spikes,
+    max_pending, max_window_spikes, max_window_events, seg, checkpoints,
+):  # fmt: skip
+    """The windowed loop (see the module docstring). Returns `(times, ids, slopes,
+    y_final, flags)` with `flags` a dict of booleans: `overflow` (output buffer),
+    `window_overflow`, `pend_overflow`, `failed`, `unfinished`, and the resolved
+    capacities."""
+    from ._loop import _one_neuron_model, first_of
+
+    n = neuron.num_neurons
+    dtype = y0.dtype
+    for name, v in (("t0", t0), ("t1", t1), ("window", window)):
+        if isinstance(v, jax.core.Tracer):
+            raise ValueError(
+                f"simulate: the windowed loop needs a concrete `{name}` (the number of "
+                "windows is fixed when the loop is compiled)."
+            )
+    t0f, t1f, length = float(t0), float(t1), float(window)
+    if not length > 0:
+        raise ValueError(
+            f"simulate: the windowed loop needs a window length > 0, got {length}; with "
+            "a zero minimum delay use loop='coupled'."
+        )
+    if not t1f > t0f:
+        raise ValueError("simulate: `t1` must be greater than `t0`.")
+    num_windows = max(1, math.ceil((t1f - t0f) / length))
+    t0a, t1a = jnp.asarray(t0f, dtype), jnp.asarray(t1f, dtype)
+    span = t1a - t0a
+
+    syn, d_syn = synapse_table(w_rec, delays, n, dtype)
+    d_syn = eqx.error_if(
+        d_syn,
+        jnp.any(d_syn < length),
+        f"simulate: the windowed loop's window ({length:g}) is longer than the "
+        "smallest recurrent delay; every delay must be >= the window length.",
+    )
+    fan = max(syn.max_fan_out, 1)
+    if max_window_spikes is None:
+        max_window_spikes = min(n, max(64, n // 8))
+    if max_window_events is None:
+        max_window_events = 16
+    for name, v in (("max_window_spikes", max_window_spikes), ("max_window_events", max_window_events)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"simulate: `{name}` must be a positive int, got {v!r}.")
+
+    # ---- external inputs: every (spike, target) pair an arrival, known in advance
+    if inputs is not None:
+        from ._loop import _checked_w_in
+
+        w_in = _checked_w_in(inputs, w_in, n).astype(dtype)
+        inputs = inputs.validate(t0=t0a)
+        d_in = jnp.zeros((), dtype) if input_delays is None else check_delays(
+            input_delays, (inputs.num_neurons, n), "input_delays", dtype
+        )
+        # one arrival per (input spike, target), in time order (ties: the train's
+        # order, then the target's), as the coupled loop processes them
+        valid = inputs.valid
+        src = jnp.where(valid, inputs.neurons, 0)
+        d = jnp.broadcast_to(d_in, (inputs.num_neurons, n))
+        a_t = jnp.where(valid[:, None], inputs.times.astype(dtype)[:, None] + d[src], jnp.inf)
+        a_t = jnp.where(a_t < t1a, a_t, jnp.inf).reshape(-1)
+        a_w = jnp.where(valid[:, None], w_in[src], 0).reshape(-1)
+        a_post = jnp.tile(jnp.arange(n, dtype=jnp.int32), inputs.capacity)
+        order = jnp.argsort(lax.stop_gradient(a_t), stable=True)
+        in_t, in_w, in_post = a_t[order], a_w[order], a_post[order]
+    else:
+        in_t = jnp.zeros((0,), dtype)
+        in_w = jnp.zeros((0,), dtype)
+        in_post = jnp.zeros((0,), jnp.int32)
+    num_in = in_t.shape[0]
+    in_tie = jnp.arange(num_in, dtype=jnp.int32)
+    if max_pending is None:
+        max_pending = 2 * max_window_spikes * fan
+    if not isinstance(max_pending, int) or max_pending < 1:
+        raise ValueError(f"simulate: `max_pending` must be a positive int, got {max_pending!r}.")
+    cap = max_pending + num_in
+
+    single, axes = _one_neuron_model(neuron)
+    t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
+    state = neuron.state_size
+
+    # ------------------------------------------------------------ one lane, one step
+    def lane_step(model, t, y, refr_until, a, w, t_ref_i, t_end, span_):
+        y = y[None]
+        refractory = refr_until > t
+        release = jnp.where(refractory, refr_until, jnp.inf)
+        t_sched = first_of(a, release, t_end)
+        r = refractory[None]
+        fire_now = seg.condition(model, t, y, r) >= 0
+        t_safe = lax.stop_gradient(model.safe_step_end(t, y, t_sched, r))
+        t_stop = jnp.where(t_safe < t_sched, t_safe, t_sched)
+        t_stop = jnp.where(fire_now, t, t_stop)
+        has_length = t_stop > t
+        t_start = jnp.where(has_length, t, lax.stop_gradient(t))
+        t_stop_ = jnp.where(has_length, t_stop, t_start + 1e-4 * span_)
+        t_sol, y_sol, crossed, ok = seg.solve(model, t_start, t_stop_, y, r, None)
+        crossed = crossed & has_length
+        ok = ok | ~has_length
+        y_still = y + model.vector_field(t, y, r) * (t_stop - t)
+        t_new = jnp.where(has_length, t_sol, t_stop)
+        y_new = jnp.where(has_length, y_sol, y_still)
+        spiked = fire_now | crossed
+        _, dcond = jax.jvp(
+            lambda tt, yy: model.condition(tt, yy),
+            (t_new, y_new),
+            (jnp.ones_like(t_new), model.vector_field(t_new, y_new, r)),
+        )
+        slope = lax.stop_gradient(dcond[0])
+        y_spk = model.reset(y_new, jnp.ones((1,), bool))
+        is_arr = ~spiked & (t_new == a) & (a < t_end)
+        y_arr = model.receive(y_new, jnp.reshape(w, (1,)))
+        y_next = jnp.where(spiked, y_spk, jnp.where(is_arr, y_arr, y_new))[0]
+        refr = jnp.where(spiked, t_new + t_ref_i, refr_until)
+        lane_done = ~spiked & (t_new >= t_end) & ~(a < t_end)
+        return t_new, y_next, refr, spiked, is_arr, slope, ok, lane_done
+
+    vstep = eqx.filter_vmap(
+        lane_step, in_axes=(axes, 0, 0, 0, 0, 0, 0, None, None)
+    )  # fmt: skip
+
+    def lane_body(k: _LaneConsts, c: _Lanes, read):
+        a = read("arr_t", c.ptr)
+        w = read("arr_w", c.ptr)
+        a = jnp.where(c.ptr < k.end, a, jnp.inf)
+        t_new, y_new, refr, spiked, is_arr, slope, ok, lane_done = vstep(
+            k.model, c.t, c.y, c.refr_until, a, w, k.t_ref, k.t_end, k.span
+        )
+        active = ~c.lane_done
+        spiked = spiked & active
+        is_arr = is_arr & active
+        keep = lambda new, old: jnp.where(
+            jnp.reshape(active, active.shape + (1,) * (new.ndim - 1)), new, old
+        )
+        # append this step's spikes to the window's spike buffer
+        rank = jnp.cumsum(spiked, dtype=jnp.int32) - 1
+        pos = jnp.where(spiked, c.n_spk + rank, max_window_spikes)
+        n_spk = c.n_spk + jnp.sum(spiked, dtype=jnp.int32)
+        over = c.overflow | (n_spk > max_window_spikes)
+        failed = c.failed | jnp.any(active & ~ok)
+        lane_done = c.lane_done | (active & lane_done)
+        carry = _Lanes(
+            t=keep(t_new, c.t),
+            y=keep(y_new, c.y),
+            refr_until=keep(refr, c.refr_until),
+            ptr=c.ptr + is_arr.astype(jnp.int32),
+            n_spk=n_spk,
+            done=jnp.all(lane_done) | over | failed,
+            lane_done=lane_done,
+            overflow=over,
+            failed=failed,
+        )
+        ids = jnp.arange(n, dtype=jnp.int32)
+        writes = dict(
+            w_t=(pos, t_new, spiked), w_i=(pos, ids, spiked), w_slope=(pos, slope, spiked)
+        )
+        return carry, writes
+
+    # ------------------------------------------------------------------ one window
+    def window_body(k: _WindowConsts, c: _Window, read):
+        # window edges from the count (no drift); the last one ends at t1
+        last = c.windows + 1 >= num_windows
+        t_end = jnp.where(last, k.t1, k.t0 + (c.windows + 1) * k.length)
+        # the window's arrivals first, grouped by target, in time order; then the rest
+        inside = c.pend_t < t_end
+        group = jnp.where(inside, c.pend_post, n)
+        group, pend_t, pend_tie, pend_w, pend_post = lax.sort(
+            (group, c.pend_t, c.pend_tie, c.pend_w, c.pend_post), num_keys=3
+        )
+        counts = jnp.zeros((n + 1,), jnp.int32).at[group].add(1)[:n]
+        start = jnp.cumsum(counts) - counts
+        lanes = _Lanes(
+            t=jnp.full((n,), c.t),
+            y=c.y,
+            refr_until=c.refr_until,
+            ptr=start,
+            n_spk=jnp.array(0, jnp.int32),
+            done=jnp.array(False),
+            lane_done=jnp.zeros((n,), bool),
+            overflow=jnp.array(False),
+            failed=jnp.array(False),
+        )
+        lconsts = eqx.tree_at(
+            lambda q: (q.t_end, q.end), k.lane, (t_end, start + counts),
+            is_leaf=lambda x: x is None,
+        )  # fmt: skip
+        bufs = dict(
+            w_t=jnp.full((max_window_spikes,), jnp.inf, dtype),
+            w_i=jnp.full((max_window_spikes,), n, jnp.int32),
+            w_slope=jnp.full((max_window_spikes,), jnp.inf, dtype),
+        )
+        tables = dict(
+            arr_t=jnp.concatenate([pend_t, jnp.full((1,), jnp.inf, dtype)]),
+            arr_w=jnp.concatenate([pend_w, jnp.zeros((1,), dtype)]),
+        )
+        lanes, bufs = event_while_loop(
+            lane_body, lanes, bufs, tables, lconsts,
+            max_steps=max_window_events, kind=inner_kind,
+        )  # fmt: skip
+        # a lane that did not reach the window's end ran out of steps
+        unfinished = ~jnp.all(lanes.lane_done) & ~lanes.failed
+        # the window's spikes in time order (ties: lowest neuron first)
+        s_t, s_i, s_slope = lax.sort((bufs["w_t"], bufs["w_i"], bufs["w_slope"]), num_keys=2)
+        real = s_i < n
+        room = c.n_out + jnp.arange(max_window_spikes) < max_spikes
+        pos = jnp.where(real & room, c.n_out + jnp.arange(max_window_spikes), max_spikes)
+        n_real = jnp.sum(real, dtype=jnp.int32)
+        overflow = c.overflow | (c.n_out + n_real > max_spikes)
+        writes = dict(out_t=(pos, s_t, real & room), out_i=(pos, s_i, real & room),
+                      out_slope=(pos, s_slope, real & room))  # fmt: skip
+        # their arrivals: synapses offsets[i] + j, j < fan
+        pre = jnp.where(real, s_i, 0)
+        syn_idx = k.offsets[pre][:, None] + jnp.arange(fan)[None, :]
+        has_syn = real[:, None] & (syn_idx < k.offsets[pre + 1][:, None])
+        syn_idx = jnp.where(has_syn, syn_idx, 0)
+        w_new = read("syn_w", syn_idx)
+        t_new = s_t[:, None] + read("syn_d", syn_idx)
+        push = (has_syn & (t_new < k.t1)).reshape(-1)
+        # consumed arrivals free their slots; the new ones fill free slots
+        n_inside = jnp.sum(inside)
+        slots = jnp.arange(cap)
+        pend_t = jnp.where(slots < n_inside, jnp.inf, pend_t)
+        free = pend_t == jnp.inf
+        free_slots = jnp.nonzero(free, size=push.shape[0], fill_value=cap)[0]
+        rank = jnp.clip(jnp.cumsum(push) - 1, 0, push.shape[0] - 1)
+        dest = jnp.where(push, free_slots[rank], cap)
+        pend_over = c.pend_overflow | (jnp.sum(push) > jnp.sum(free))
+        carry = _Window(
+            t=t_end,
+            y=lanes.y,
+            refr_until=lanes.refr_until,
+            pend_t=pend_t.at[dest].set(t_new.reshape(-1), mode="drop"),
+            pend_w=pend_w.at[dest].set(w_new.reshape(-1), mode="drop"),
+            pend_post=pend_post.at[dest].set(k.syn_post[syn_idx].reshape(-1), mode="drop"),
+            pend_tie=pend_tie.at[dest].set(num_in + syn_idx.reshape(-1).astype(jnp.int32),
+                                           mode="drop"),  # fmt: skip
+            n_out=c.n_out + n_real,
+            done=jnp.array(False),
+            overflow=overflow,
+            window_overflow=c.window_overflow | lanes.overflow | unfinished,
+            pend_overflow=pend_over,
+            failed=c.failed | lanes.failed,
+            windows=c.windows + 1,
+        )
+        stop = overflow | carry.window_overflow | pend_over | carry.failed | last
+        carry = eqx.tree_at(lambda q: q.done, carry, stop)
+        return carry, writes
+
+    if seg.forward:
+        outer_kind = inner_kind = "lax"
+    else:
+        inner_kind = "stored"
+        carry_bytes = (n * (state + 1) + 2 * cap) * np.dtype(dtype).itemsize + 8 * cap
+        outer_kind = "checkpointed" if (
+            checkpoints is not None and checkpoints < num_windows
+        ) or (checkpoints is None and num_windows * carry_bytes > _STORE_LIMIT) else "stored"
+    pad = lambda x, v, dt: jnp.concatenate([x.astype(dt), jnp.full((max_pending,), v, dt)])
+    init = _Window(
+        t=t0a,
+        y=y0.astype(dtype),
+        refr_until=jnp.full((n,), -jnp.inf, dtype),
+        pend_t=pad(in_t, jnp.inf, dtype),
+        pend_w=pad(in_w, 0, dtype),
+        pend_post=pad(in_post, 0, jnp.int32),
+        pend_tie=pad(in_tie, 0, jnp.int32),
+        n_out=jnp.array(0, jnp.int32),
+        done=jnp.array(False),
+        overflow=jnp.array(False),
+        window_overflow=jnp.array(False),
+        pend_overflow=jnp.array(False),
+        failed=jnp.array(False),
+        windows=jnp.array(0, jnp.int32),
+    )
+    lane_consts = _LaneConsts(model=single, t_ref=t_ref, t_end=None, span=span, end=None)
+    consts = _WindowConsts(
+        lane=lane_consts, t0=t0a, t1=t1a, length=jnp.asarray(length, dtype),
+        syn_post=syn.post, offsets=syn.offsets,
+    )  # fmt: skip
+    buffers = dict(
+        out_t=jnp.full((max_spikes,), jnp.inf, dtype),
+        out_i=jnp.full((max_spikes,), n, jnp.int32),
+        out_slope=jnp.full((max_spikes,), jnp.inf, dtype),
+    )
+    tables = dict(syn_w=syn.weight, syn_d=d_syn)
+    final, buffers = event_while_loop(
+        window_body, init, buffers, tables, consts, max_steps=num_windows, kind=outer_kind,
+        checkpoints=checkpoints,
+    )  # fmt: skip
+    flags = dict(
+        overflow=final.overflow,
+        window_overflow=final.window_overflow,
+        pend_overflow=final.pend_overflow,
+        failed=final.failed,
+        unfinished=~final.done,
+        max_pending=max_pending,
+        max_window_spikes=max_window_spikes,
+        max_window_events=max_window_events,
+        windows=final.windows,
+    )
+    return buffers["out_t"], buffers["out_i"], buffers["out_slope"], final.y, flags
+
+
+_STORE_LIMIT = 256 * 2**20
