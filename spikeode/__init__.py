@@ -21,6 +21,7 @@ from .neurons import (
     AbstractNeuron as AbstractNeuron,
     AdaptiveLIF as AdaptiveLIF,
     AlphaIF as AlphaIF,
+    ExcInhLIF as ExcInhLIF,
     ExpIF as ExpIF,
     LIF as LIF,
     NonLeakyIF as NonLeakyIF,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -15,13 +12,19 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
 
-from ._adjoint import _Segment, EventPropAdjoint, segment
+from ._adjoint import EventPropAdjoint
 from ._delays import check_delays, delayed_inputs, per_presynaptic
-from ._root_finder import BracketedNewton
-from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
+from ._segment import (
+    _checked_w_in,
+    _one_neuron_model,
+    default_solver as default_solver,
+    first_of,
+    segment_solver,
+)
 from ._spikes import SpikeTrain
 from ._stored_loop import event_while_loop
 from ._synapses import Synapses
+from ._windowed import windowed_run
 from .neurons import AbstractNeuron
 
 
@@ -45,7 +48,8 @@ class Simulation(eqx.Module):
     - `overflow`: whether more spikes occurred than `max_spikes`, or more delayed
       arrivals were pending than `max_pending` (the simulation then stopped at the
       first spike that did not fit).
-    - `num_segments`: number of solver segments the loop ran.
+    - `num_segments`: number of solver segments the loop ran (the windowed loop:
+      number of windows).
     """
 
     spikes: SpikeTrain
@@ -182,178 +186,6 @@ class Pseudodynamics(eqx.Module):
         )
 
 
-def _along_flow(condition, model, t, y, refractory):
-    """The event condition along the flow from `(t, y)`, as a function of time."""
-    return lambda s: condition(model, s, model.flow(t, y, s, refractory), refractory)
-
-
-def _find_crossing(condition, root_finder, model, t, t_end, y, refractory, crossed):
-    """The root of `condition` along the flow in `(t, t_end]` where `crossed` (else
-    `t_end`), and whether the root find succeeded; no derivatives."""
-    along = _along_flow(condition, model, t, y, refractory)
-
-    def fn(s, _):
-        # Without a crossing (vmap runs the root find for every lane) a linear
-        # function with its root at t_end: found at once.
-        return jnp.where(crossed, along(s), s - t_end)
-
-    sol = optx.root_find(
-        fn, root_finder, t_end, options=dict(lower=t, upper=t_end), throw=False,
-    )
-    return sol.value, sol.result == optx.RESULTS.successful
-
-
-@eqx.filter_custom_jvp
-def _flow_crossing(model, t, t_end, y, refractory, crossed, root, *, condition):
-    """`root` (the crossing found by `_find_crossing`) where `crossed`, else `t_end`,
-    with the implicit function theorem's derivatives, to any order."""
-    del model, t, y, refractory, condition
-    return jnp.where(crossed, root, t_end)
-
-
-@_flow_crossing.def_jvp
-def _flow_crossing_jvp(primals, tangents, *, condition):
-    model, t, t_end, y, refractory, crossed, _ = primals
-    # through the function itself, so that derivatives of this rule are right too
-    t_hit = _flow_crossing(*primals, condition=condition)
-    dmodel, dt, dt_end, dy = tangents[:4]
-    # missing tangents (None) are zeros
-    zero = lambda x, dx: jnp.zeros_like(x) if dx is None else dx
-    dt, dt_end, dy = zero(t, dt), zero(t_end, dt_end), zero(y, dy)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    if dmodel is None:
-        dmodel = jax.tree_util.tree_map(lambda _: None, params)
-    dmodel = jax.tree_util.tree_map(
-        lambda p, d: None if p is None else zero(p, d), params, dmodel,
-        is_leaf=lambda x: x is None,
-    )  # fmt: skip
-
-    def c(s, p, t0, y0):
-        return _along_flow(condition, eqx.combine(p, static), t0, y0, refractory)(s)
-
-    # 0 = dc/ds ds + dc/d(theta, t, y) d(theta, t, y) at the crossing
-    _, c_s = jax.jvp(lambda s: c(s, params, t, y), (t_hit,), (jnp.ones_like(t_hit),))
-    _, c_p = jax.jvp(lambda p, t0, y0: c(t_hit, p, t0, y0), (params, t, y), (dmodel, dt, dy))
-    c_s = jnp.where(crossed, c_s, 1.0)
-    return t_hit, jnp.where(crossed, -jnp.where(crossed, c_p, 0.0) / c_s, dt_end)
-
-
-class SegmentSolver(NamedTuple):
-    """How a loop advances a population over one segment: `solve(model, t, t_end, y,
-    refractory, read)` returns `(t_hit, y_hit, crossed, ok)`: the first upward
-    crossing of `condition` (the largest `masked` condition over non-refractory
-    neurons) in `(t, t_end]` and the state there, else `t_end` and the state there;
-    and whether the solve succeeded. `forward`: whether the loop must support forward
-    mode (a plain while loop)."""
-
-    solve: Callable
-    masked: Callable
-    condition: Callable
-    forward: bool
-
-
-def segment_solver(
-    neuron, dtype, solver, stepsize_controller, root_finder, dt0, max_steps, adjoint
-) -> SegmentSolver:
-    """The segment solve of `simulate`'s options (see its docstring)."""
-    if solver is None:
-        solver = default_solver(neuron)
-    exact = isinstance(solver, ExactSolver)
-    if exact and not neuron.has_flow:
-        raise ValueError(
-            f"simulate: ExactSolver needs a closed-form `flow`, which "
-            f"{type(neuron).__name__} does not implement; pass a numerical solver."
-        )
-    # (numerical solvers only: an ExactSolver segment is one step)
-    if stepsize_controller is None and not exact:
-        stepsize_controller = diffrax.PIDController(rtol=1e-10, atol=1e-10)
-    if root_finder is None:
-        root_finder = BracketedNewton()
-    eventprop = isinstance(adjoint, EventPropAdjoint)
-    # (numerical solvers only: ExactSolver segments are differentiated directly)
-    if adjoint is not None and not eventprop:
-        inner_adjoint = adjoint
-    else:
-        inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
-    forward = isinstance(inner_adjoint, diffrax.ForwardMode)
-
-    def masked_condition(model, t, y, refractory):
-        return jnp.where(refractory, -jnp.ones((), dtype), model.condition(t, y))
-
-    def event_condition(model, t, y, refractory):
-        return jnp.max(masked_condition(model, t, y, refractory))
-
-    def event_fn(t, y, args, **kwargs):
-        return event_condition(args.neuron, t, y, args.refractory)
-
-    term = diffrax.ODETerm(neuron_vector_field)
-    event = diffrax.Event(event_fn, root_finder=root_finder, direction=True)
-
-    def diffrax_solve(model, t, t_end, y, refractory, read=None):
-        # numerical solvers (ExactSolver segments are flow_solve's)
-        del read  # nothing memoised: the solve is differentiated as it runs
-        sol = diffrax.diffeqsolve(
-            term,
-            solver,
-            t,
-            t_end,
-            dt0,
-            y,
-            SegmentArgs(model, refractory),
-            saveat=diffrax.SaveAt(t1=True),
-            stepsize_controller=stepsize_controller,
-            event=event,
-            max_steps=max_steps,
-            adjoint=inner_adjoint,
-            throw=False,
-        )
-        return sol.ts[-1], sol.ys[-1], jnp.asarray(sol.event_mask), diffrax.is_okay(sol.result)
-
-    def flow_solve(model, t, t_end, y, refractory, read=None):
-        # ExactSolver's segment without Diffrax's step bookkeeping: what its one step
-        # and event handling compute (the flow to t_end; on an upward crossing, the
-        # root of the condition along the flow, differentiated by the implicit
-        # function theorem), with a fraction of the operations. The root finder's
-        # iterations are memoised for the reverse pass (see _stored_loop).
-        y_end = model.flow(t, y, t_end, refractory)
-        crossed = event_condition(model, t_end, y_end, refractory) > 0
-        find = lambda: _find_crossing(
-            event_condition, root_finder, model, t, t_end, y, refractory, crossed
-        )
-        root, found = find() if read is None else read.memo("root", find)
-        t_hit = _flow_crossing(
-            model, t, t_end, y, refractory, crossed, root, condition=event_condition
-        )
-        y_hit = jnp.where(crossed, model.flow(t, y, t_hit, refractory), y_end)
-        return t_hit, y_hit, crossed, ~crossed | found
-
-    segment_solve = flow_solve if exact else diffrax_solve
-    if eventprop:
-        seg = _Segment(segment_solve, event_condition, exact, adjoint)
-
-        def solve(model, t, t_end, y, refractory, read):
-            del read  # the adjoint's segment keeps its own residuals
-            return segment((model, t, t_end, y), refractory, seg)
-    else:
-        solve = segment_solve
-
-    return SegmentSolver(solve, masked_condition, event_condition, forward)
-
-
-def first_of(*times):
-    """The earliest time; on ties the first listed wins (and alone gets the gradient:
-    `jnp.minimum` would split it between equal times)."""
-    out = times[-1]
-    for t in reversed(times[:-1]):
-        out = jnp.where(t <= out, t, out)
-    return out
-
-
-def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
-    """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
-    return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
-
-
 def simulate(
     neuron: AbstractNeuron,
     t1: ArrayLike,
@@ -451,7 +283,8 @@ def simulate(
       of segments; the window's spikes then become arrivals of later windows.
       Needs concrete `t0` and `t1`.
     - `max_window_spikes`: the windowed loop's capacity for the spikes of one window
-      (default `min(n, max(64, n // 8))`); exceeding it is an error.
+      (default `min(n, max(64, n // 32))`: 31 Hz on average over a 1 ms window);
+      exceeding it is an error.
     - `max_window_events`: the windowed loop's bound on one neuron's segments in one
       window (its arrivals, spikes, ends of refractory periods, plus one; default
       16); exceeding it is an error.
@@ -551,8 +384,7 @@ def _simulate(
             throw=throw, **window_caps, **kwargs,
         )  # fmt: skip
     if isinstance(kwargs["w_rec"], Synapses):
-        w_dense, d_dense = kwargs["w_rec"].to_dense()
-        kwargs["w_rec"], kwargs["delays"] = w_dense, d_dense
+        kwargs["w_rec"], kwargs["delays"] = _coupled_connections(kwargs["w_rec"])
     if max_spikes_per_neuron is None:
         sim, failed, unfinished, pend_overflow, max_pending = _run(
             neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes, **kwargs
@@ -587,6 +419,24 @@ def _simulate(
     else:
         out_t = jnp.where(failed | unfinished, jnp.nan, out_t)
     return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
+
+
+def _coupled_connections(syn: Synapses):
+    """`(w_rec, delays)` for the coupled loop from `Synapses`. Known (concrete)
+    delays that are all 0 become no delays, delays that depend only on the presynaptic
+    neuron one per neuron (a spike then takes one arrival slot, not one per neuron);
+    otherwise (e.g. traced, inside `jit`) one per connection."""
+    w, d = syn.to_dense()
+    if isinstance(syn.delay, jax.core.Tracer):
+        return w, d
+    delay, pre = np.asarray(syn.delay), np.asarray(syn.pre)
+    if not np.any(delay):
+        return w, None
+    first = np.zeros(syn.num_pre, delay.dtype)
+    first[pre[::-1]] = delay[::-1]  # (one delay of each presynaptic neuron)
+    if np.all(delay == first[pre]):
+        return w, jnp.asarray(first[:, None], d.dtype)
+    return w, d
 
 
 def _min_delay(kwargs) -> float | None:
@@ -652,8 +502,6 @@ def _simulate_windowed(
 ) -> Simulation:  # fmt: skip
     """`simulate` by the windowed loop (`_windowed.windowed_run`)."""
     del save_ts, max_segments  # (refused by _choose_loop; not used)
-    from ._windowed import windowed_run
-
     dtype = y0.dtype
     if dtype != jnp.float64 and jax.config.jax_enable_x64:
         raise ValueError(
@@ -676,15 +524,20 @@ def _simulate_windowed(
         (f["pend_overflow"], f"simulate: more than max_pending={f['max_pending']} delayed "
          "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
         (f["window_overflow"], "simulate: a window of the windowed loop held more than "
-         f"max_window_spikes={f['max_window_spikes']} spikes, or a neuron needed more "
-         f"than max_window_events={f['max_window_events']} segments in one window. "
-         "Raise them, or shorten `window`."),
+         f"max_window_spikes={f['max_window_spikes']} spikes. Raise `max_window_spikes` "
+         "or shorten `window`."),
+        (f["events_overflow"], "simulate: a neuron needed more than max_window_events="
+         f"{f['max_window_events']} segments (arrivals, spikes, ends of refractory "
+         "periods) in one window of the windowed loop. Raise `max_window_events` or "
+         "shorten `window`."),
         (f["failed"], "simulate: a segment failed (event root find did not converge or "
          "the solver hit max_steps); check the model parameters, tolerances or "
          "`max_steps`."),
         (f["unfinished"], "simulate: the windowed loop did not reach t1."),
     ]  # fmt: skip
-    bad = f["failed"] | f["unfinished"] | f["window_overflow"] | f["pend_overflow"]
+    # (a full spike or arrival buffer stops the loop after the window in which it
+    # happened: the spikes up to there are right, as with the coupled loop)
+    bad = f["failed"] | f["unfinished"] | f["window_overflow"] | f["events_overflow"]
     if throw:
         for flag, message in messages:
             times = eqx.error_if(times, flag, message)
@@ -699,22 +552,10 @@ def _simulate_windowed(
         ys=None,
         y_final=y_final,
         slopes=slopes,
-        overflow=f["overflow"] | f["pend_overflow"] | f["window_overflow"],
+        overflow=f["overflow"] | f["pend_overflow"] | f["window_overflow"]
+        | f["events_overflow"],
         num_segments=f["windows"],
     )
-
-
-def _checked_w_in(inputs: SpikeTrain, w_in, n: int) -> Array:
-    """`w_in` as an array, after checking it fits the inputs and `n` neurons."""
-    if w_in is None:
-        raise ValueError("simulate: `inputs` were given without `w_in`.")
-    w_in = jnp.asarray(w_in)
-    if w_in.shape != (inputs.num_neurons, n):
-        raise ValueError(
-            f"simulate: `w_in` has shape {w_in.shape}; expected ({inputs.num_neurons}, "
-            f"{n}) for {inputs.num_neurons} inputs and {n} neurons."
-        )
-    return w_in
 
 
 def _merge_buffers(times, ids, slopes, max_spikes: int, num_neurons: int):
@@ -729,27 +570,6 @@ def _merge_buffers(times, ids, slopes, max_spikes: int, num_neurons: int):
     # one sort carries all three along
     times, ids, slopes = lax.sort((times, ids, slopes), num_keys=1, is_stable=True)
     return times[:max_spikes], ids[:max_spikes], slopes[:max_spikes]
-
-
-def _one_neuron_model(neuron: AbstractNeuron):
-    """The model as a template for one of its neurons, and the `vmap` axes of its
-    leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared."""
-    n = neuron.num_neurons
-
-    def axis(x):
-        if not eqx.is_array(x) or x.ndim == 0:
-            return None
-        if x.shape == (n,):
-            return 0
-        raise ValueError(
-            f"simulate: with `max_spikes_per_neuron`, every parameter of "
-            f"{type(neuron).__name__} must be a scalar or of shape ({n},); found one of "
-            f"shape {x.shape}."
-        )
-
-    single = copy.copy(neuron)
-    object.__setattr__(single, "num_neurons", 1)
-    return single, jax.tree_util.tree_map(axis, single)
 
 
 def _run_per_neuron(
@@ -914,7 +734,10 @@ def _run(
         refractory = c.refr_until > c.t
         t_in = read("in_times", c.in_ptr)
         t_save = read("save", c.save_ptr)
-        t_release = jnp.min(jnp.where(refractory, c.refr_until, jnp.inf))
+        # the earliest end of a refractory period (one neuron's alone carries the
+        # gradient: a `min` would share it between equal times)
+        releasing = jnp.where(refractory, c.refr_until, jnp.inf)
+        t_release = releasing[jnp.argmin(releasing)]
         if delayed:
             # the earliest pending arrival; on ties the lowest key (pre, then post)
             earliest = c.pend_t == jnp.min(c.pend_t)

@@ -67,6 +67,7 @@ def event_while_loop(
     max_steps: int,
     kind: str,
     checkpoints: int | None = None,
+    scalar_writes: bool = True,
 ):
     """Run `carry, writes = body(consts, carry, read)` until `carry.done`, at most
     `max_steps` times.
@@ -88,6 +89,10 @@ def event_while_loop(
       checkpointed loop with `checkpoints` checkpoints: bounded memory, more
       recomputation, table-sized cotangents per step) or `"lax"` (a plain while loop:
       forward mode only).
+    - `scalar_writes`: whether every write's `pred` is a scalar. Only then does the
+      checkpointed kind hand the buffers to Equinox's loop as buffers (written in
+      place, not checkpointed); with vector writes (several locations per step) they
+      are carried and checkpointed like the carry.
 
     **Returns:** `(final carry, buffers)`.
     """
@@ -100,7 +105,7 @@ def event_while_loop(
     def step(state):
         carry, bufs = state
         carry, writes = body(consts, carry, _Reader(tables))
-        if kind == "checkpointed":
+        if kind == "checkpointed" and scalar_writes:
             bufs = dict(bufs)
             for name, (index, value, pred) in writes.items():
                 bufs[name] = bufs[name].at[index].set(value, pred=pred)
@@ -112,7 +117,7 @@ def event_while_loop(
         step,
         (init, dict(buffers)),
         max_steps=max_steps,
-        buffers=lambda s: s[1] if kind == "checkpointed" else None,
+        buffers=(lambda s: s[1]) if kind == "checkpointed" and scalar_writes else None,
         kind=kind,
         checkpoints=checkpoints,
     )

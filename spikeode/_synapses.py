@@ -35,6 +35,7 @@ class Synapses(eqx.Module):
     num_pre: int = eqx.field(static=True)
     num_post: int = eqx.field(static=True)
     max_fan_out: int = eqx.field(static=True)
+    unique_pairs: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -86,6 +87,8 @@ class Synapses(eqx.Module):
         self.num_pre = int(num_pre)
         self.num_post = int(num_post)
         self.max_fan_out = int(counts.max()) if s else 0
+        key = pre_np.astype(np.int64) * num_post + post_np
+        self.unique_pairs = bool(np.unique(key).size == key.size)
 
     @property
     def num_synapses(self) -> int:
@@ -108,9 +111,9 @@ class Synapses(eqx.Module):
 
     def to_dense(self) -> tuple[Float[Array, "pre post"], Float[Array, "pre post"]]:
         """`(weights, delays)` as dense matrices (absent pairs: weight 0, delay 0).
-        Raises `ValueError` if a pair occurs twice (a dense matrix cannot hold it)."""
-        key = np.asarray(self.pre, np.int64) * self.num_post + np.asarray(self.post)
-        if np.unique(key).size != key.size:
+        Raises `ValueError` if a pair occurs twice (a dense matrix cannot hold it).
+        Works inside `jit` too (the check was made at construction)."""
+        if not self.unique_pairs:
             raise ValueError(
                 "Synapses.to_dense: some (pre, post) pair occurs more than once; use the "
                 "windowed loop, which takes the synapses as they are."
@@ -165,12 +168,30 @@ class Synapses(eqx.Module):
                 f"neurons from {pool}."
             )
         rng = np.random.default_rng(seed)
-        pre = np.empty((num_post, k), np.int64)
-        for j in range(num_post):
-            cand = lo + rng.choice(pool, size=need, replace=False)
-            if need > k:
-                cand = cand[cand != j][:k]
-            pre[j] = cand
+        exclude_self = need > k
+        if pool >= 4 * k:
+            # all rows at once, redrawing the (few) rows with a repeated or a self
+            # connection: the same distribution as drawing each row without
+            # replacement, in vectorised NumPy
+            pre = lo + rng.integers(0, pool, size=(num_post, k))
+            rows = np.arange(num_post)
+
+            def bad(p, r):
+                srt = np.sort(p, axis=1)
+                dup = np.any(srt[:, 1:] == srt[:, :-1], axis=1)
+                return dup | (np.any(p == r[:, None], axis=1) if exclude_self else False)
+
+            redo = bad(pre, rows)
+            while redo.any():
+                pre[redo] = lo + rng.integers(0, pool, size=(int(redo.sum()), k))
+                redo[redo] = bad(pre[redo], rows[redo])
+        else:
+            pre = np.empty((num_post, k), np.int64)
+            for j in range(num_post):
+                cand = lo + rng.choice(pool, size=need, replace=False)
+                if exclude_self:
+                    cand = cand[cand != j][:k]
+                pre[j] = cand
         post = np.repeat(np.arange(num_post), k)
         pre = pre.reshape(-1)
         return cls(pre, post, _per_pre(weight, pre), _per_pre(delay, pre), num_pre=num_pre,

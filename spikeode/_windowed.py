@@ -17,7 +17,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ._delays import check_delays
-from ._spikes import SpikeTrain
+from ._segment import _checked_w_in, _find_crossing, _flow_crossing, _one_neuron_model, first_of
 from ._stored_loop import event_while_loop
 from ._synapses import Synapses
 
@@ -28,7 +28,8 @@ class _Lanes(eqx.Module):
     t: Array  # (n,) time of each lane
     y: Array  # (n, state)
     refr_until: Array  # (n,)
-    ptr: Array  # (n,) next arrival (index into the window's sorted arrivals)
+    last_t: Array  # (n,) time and tie key of the last arrival taken
+    last_tie: Array  # (n,)
     n_spk: Array  # () spikes of the window so far
     done: Array  # ()
     lane_done: Array  # (n,)
@@ -41,7 +42,9 @@ class _LaneConsts(eqx.Module):
     t_ref: Array  # (n,)
     t_end: Array  # () window end
     span: Array  # () t1 - t0 (dummy lengths)
-    end: Array  # (n,) one past each lane's last arrival
+    start: Array  # (n,) each lane's arrivals: arr_*[start:end] (any order)
+    end: Array  # (n,)
+    tie: Array  # (P + 1,) the arrivals' tie keys
 
 
 class _Window(eqx.Module):
@@ -57,7 +60,8 @@ class _Window(eqx.Module):
     n_out: Array
     done: Array
     overflow: Array  # output buffer
-    window_overflow: Array  # window spike or lane event capacity
+    window_overflow: Array  # window spike capacity
+    events_overflow: Array  # a lane's events in a window
     pend_overflow: Array
     failed: Array
     windows: Array
@@ -103,10 +107,9 @@ def windowed_run(
 ):  # fmt: skip
     """The windowed loop (see the module docstring). Returns `(times, ids, slopes,
     y_final, flags)` with `flags` a dict of booleans: `overflow` (output buffer),
-    `window_overflow`, `pend_overflow`, `failed`, `unfinished`, and the resolved
+    `window_overflow`, `events_overflow`, `pend_overflow`, `failed`, `unfinished`,
+    and the resolved
     capacities."""
-    from ._loop import _one_neuron_model, first_of
-
     n = neuron.num_neurons
     dtype = y0.dtype
     for name, v in (("t0", t0), ("t1", t1), ("window", window)):
@@ -136,7 +139,7 @@ def windowed_run(
     )
     fan = max(syn.max_fan_out, 1)
     if max_window_spikes is None:
-        max_window_spikes = min(n, max(64, n // 8))
+        max_window_spikes = min(n, max(64, n // 32))
     if max_window_events is None:
         max_window_events = 16
     for name, v in (("max_window_spikes", max_window_spikes), ("max_window_events", max_window_events)):
@@ -145,8 +148,6 @@ def windowed_run(
 
     # ---- external inputs: every (spike, target) pair an arrival, known in advance
     if inputs is not None:
-        from ._loop import _checked_w_in
-
         w_in = _checked_w_in(inputs, w_in, n).astype(dtype)
         inputs = inputs.validate(t0=t0a)
         d_in = jnp.zeros((), dtype) if input_delays is None else check_delays(
@@ -180,7 +181,12 @@ def windowed_run(
     state = neuron.state_size
 
     # ------------------------------------------------------------ one lane, one step
-    def lane_step(model, t, y, refr_until, a, w, t_ref_i, t_end, span_):
+    # A step takes each lane to its next scheduled time (arrival, end of refractory
+    # period, window end), or to its threshold crossing before that, as one segment of
+    # the coupled loop does for the population. In three parts, so that the root find
+    # (the costly part of a closed-form segment) runs only on lanes that crossed.
+    def lane_start(model, t, y, refr_until, a, t_end, span_):
+        # the segment's end, and the state there (closed form: no root find yet)
         y = y[None]
         refractory = refr_until > t
         release = jnp.where(refractory, refr_until, jnp.inf)
@@ -193,9 +199,32 @@ def windowed_run(
         has_length = t_stop > t
         t_start = jnp.where(has_length, t, lax.stop_gradient(t))
         t_stop_ = jnp.where(has_length, t_stop, t_start + 1e-4 * span_)
-        t_sol, y_sol, crossed, ok = seg.solve(model, t_start, t_stop_, y, r, None)
+        return t_start, t_stop, t_stop_, r, fire_now, has_length
+
+    def lane_solve(model, t_start, t_stop_, y, r):
+        # the whole segment solve (numerical models)
+        return seg.solve(model, t_start, t_stop_, y[None], r, None)
+
+    def lane_flow(model, t_start, t_stop_, y, r):
+        y_end = model.flow(t_start, y[None], t_stop_, r)
+        return y_end, seg.condition(model, t_stop_, y_end, r) > 0
+
+    def lane_root(model, t_start, t_stop_, y, r):
+        # the crossing in (t_start, t_stop_], which the caller knows exists
+        y = y[None]
+        crossed = jnp.array(True)
+        root, found = _find_crossing(
+            seg.condition, seg.root_finder, model, t_start, t_stop_, y, r, crossed
+        )
+        t_hit = _flow_crossing(
+            model, t_start, t_stop_, y, r, crossed, root, condition=seg.condition
+        )
+        return t_hit, model.flow(t_start, y, t_hit, r), found
+
+    def lane_finish(model, t, y, refr_until, a, w, t_ref_i, t_end, t_stop, r, fire_now,
+                    has_length, t_sol, y_sol, crossed):  # fmt: skip
+        y = y[None]
         crossed = crossed & has_length
-        ok = ok | ~has_length
         y_still = y + model.vector_field(t, y, r) * (t_stop - t)
         t_new = jnp.where(has_length, t_sol, t_stop)
         y_new = jnp.where(has_length, y_sol, y_still)
@@ -212,20 +241,85 @@ def windowed_run(
         y_next = jnp.where(spiked, y_spk, jnp.where(is_arr, y_arr, y_new))[0]
         refr = jnp.where(spiked, t_new + t_ref_i, refr_until)
         lane_done = ~spiked & (t_new >= t_end) & ~(a < t_end)
-        return t_new, y_next, refr, spiked, is_arr, slope, ok, lane_done
+        return t_new, y_next, refr, spiked, is_arr, slope, lane_done
 
-    vstep = eqx.filter_vmap(
-        lane_step, in_axes=(axes, 0, 0, 0, 0, 0, 0, None, None)
-    )  # fmt: skip
+    v = lambda f, *ax: eqx.filter_vmap(f, in_axes=(axes,) + ax)
+    v_start = v(lane_start, 0, 0, 0, 0, None, None)
+    v_solve = v(lane_solve, 0, 0, 0, 0)
+    v_flow = v(lane_flow, 0, 0, 0, 0)
+    v_root = v(lane_root, 0, 0, 0, 0)
+    v_finish = v(lane_finish, *([0] * 6), None, *([0] * 7))
+    leaves, treedef = jax.tree_util.tree_flatten(single)
+    leaf_axes = treedef.flatten_up_to(axes)
+    roots = min(n, max(32, max_window_spikes // 4))  # root finds per step, at most
+
+    def lanes_of(model, idx):
+        """The model restricted to the lanes `idx` (per-neuron leaves gathered)."""
+        flat = jax.tree_util.tree_leaves(model)
+        return treedef.unflatten(
+            [x if ax is None else x[idx] for x, ax in zip(flat, leaf_axes)]
+        )
 
     def lane_body(k: _LaneConsts, c: _Lanes, read):
-        a = read("arr_t", c.ptr)
-        w = read("arr_w", c.ptr)
-        a = jnp.where(c.ptr < k.end, a, jnp.inf)
-        t_new, y_new, refr, spiked, is_arr, slope, ok, lane_done = vstep(
-            k.model, c.t, c.y, c.refr_until, a, w, k.t_ref, k.t_end, k.span
+        # the lane's next arrival: the earliest (then lowest tie key) of its group
+        # after the last one it took
+        pos = k.start[:, None] + jnp.arange(max_window_events)[None, :]
+        in_group = pos < k.end[:, None]
+        pos = jnp.where(in_group, pos, cap)
+        grid_t = read("arr_t", pos)
+        grid_tie = k.tie[pos]
+        later = (grid_t > c.last_t[:, None]) | (
+            (grid_t == c.last_t[:, None]) & (grid_tie > c.last_tie[:, None])
         )
+        cand = in_group & later
+        t_min = lax.stop_gradient(jnp.min(jnp.where(cand, grid_t, jnp.inf), axis=1))
+        cand = cand & (grid_t == t_min[:, None])
+        tie_a = jnp.min(jnp.where(cand, grid_tie, jnp.iinfo(jnp.int32).max), axis=1)
+        # Tie keys are unique, so exactly one entry is picked, and it alone carries
+        # the gradient (a `min` would share it between equal times). Sums instead of
+        # an argmax, which XLA's CPU backend reduces slowly.
+        pick = cand & (grid_tie == tie_a[:, None])
+        a = jnp.where(jnp.any(pick, axis=1), jnp.sum(jnp.where(pick, grid_t, 0), axis=1), jnp.inf)
+        w = jnp.sum(jnp.where(pick, read("arr_w", pos), 0), axis=1)
         active = ~c.lane_done
+        t_start, t_stop, t_stop_, r, fire_now, has_length = v_start(
+            k.model, c.t, c.y, c.refr_until, a, k.t_end, k.span
+        )
+        if seg.exact:
+            y_end, crossed = v_flow(k.model, t_start, t_stop_, c.y, r)
+            crossed = crossed & has_length & active
+            # root finds on at most `roots` crossing lanes; the others wait a step
+
+            def find(args):
+                t_start, t_stop_, y, r, model = args
+                idx = jnp.nonzero(crossed, size=roots, fill_value=n)[0]
+                safe = jnp.minimum(idx, n - 1)
+                t_hit, y_hit, found = v_root(
+                    lanes_of(model, safe), t_start[safe], t_stop_[safe], y[safe], r[safe]
+                )
+                return (
+                    t_stop_.at[idx].set(t_hit, mode="drop"),
+                    y_end.at[idx].set(y_hit, mode="drop"),
+                    jnp.ones((n,), bool).at[idx].set(found, mode="drop"),
+                    jnp.zeros((n,), bool).at[idx].set(True, mode="drop"),
+                )
+
+            def skip(args):
+                return t_stop_, y_end, jnp.ones((n,), bool), jnp.zeros((n,), bool)
+
+            t_sol, y_sol, ok, chosen = lax.cond(
+                jnp.any(crossed), find, skip, (t_start, t_stop_, c.y, r, k.model)
+            )
+            y_sol = y_sol[:, 0]
+            active = active & ~(crossed & ~chosen)
+        else:
+            t_sol, y_sol, crossed, ok = v_solve(k.model, t_start, t_stop_, c.y, r)
+            y_sol = y_sol[:, 0]
+        ok = ok | ~has_length
+        t_new, y_new, refr, spiked, is_arr, slope, lane_done = v_finish(
+            k.model, c.t, c.y, c.refr_until, a, w, k.t_ref, k.t_end, t_stop, r, fire_now,
+            has_length, t_sol, y_sol[:, None], crossed,
+        )  # fmt: skip
         spiked = spiked & active
         is_arr = is_arr & active
         keep = lambda new, old: jnp.where(
@@ -233,7 +327,7 @@ def windowed_run(
         )
         # append this step's spikes to the window's spike buffer
         rank = jnp.cumsum(spiked, dtype=jnp.int32) - 1
-        pos = jnp.where(spiked, c.n_spk + rank, max_window_spikes)
+        out = jnp.where(spiked, c.n_spk + rank, max_window_spikes)
         n_spk = c.n_spk + jnp.sum(spiked, dtype=jnp.int32)
         over = c.overflow | (n_spk > max_window_spikes)
         failed = c.failed | jnp.any(active & ~ok)
@@ -242,7 +336,8 @@ def windowed_run(
             t=keep(t_new, c.t),
             y=keep(y_new, c.y),
             refr_until=keep(refr, c.refr_until),
-            ptr=c.ptr + is_arr.astype(jnp.int32),
+            last_t=jnp.where(is_arr, a, c.last_t),
+            last_tie=jnp.where(is_arr, tie_a, c.last_tie),
             n_spk=n_spk,
             done=jnp.all(lane_done) | over | failed,
             lane_done=lane_done,
@@ -251,7 +346,7 @@ def windowed_run(
         )
         ids = jnp.arange(n, dtype=jnp.int32)
         writes = dict(
-            w_t=(pos, t_new, spiked), w_i=(pos, ids, spiked), w_slope=(pos, slope, spiked)
+            w_t=(out, t_new, spiked), w_i=(out, ids, spiked), w_slope=(out, slope, spiked)
         )
         return carry, writes
 
@@ -261,10 +356,14 @@ def windowed_run(
         last = c.windows + 1 >= num_windows
         t_end = jnp.where(last, k.t1, k.t0 + (c.windows + 1) * k.length)
         # the window's arrivals first, grouped by target, in time order; then the rest
+        # grouped by target by one sort of integer keys (target, slot), which XLA
+        # sorts much faster than several arrays with a comparator; within a group
+        # the lanes take arrivals in time order themselves
         inside = c.pend_t < t_end
         group = jnp.where(inside, c.pend_post, n)
-        group, pend_t, pend_tie, pend_w, pend_post = lax.sort(
-            (group, c.pend_t, c.pend_tie, c.pend_w, c.pend_post), num_keys=3
+        order = lax.sort(group * cap + jnp.arange(cap, dtype=jnp.int32)) % cap
+        pend_t, pend_tie, pend_w, pend_post = (
+            x[order] for x in (c.pend_t, c.pend_tie, c.pend_w, c.pend_post)
         )
         counts = jnp.zeros((n + 1,), jnp.int32).at[group].add(1)[:n]
         start = jnp.cumsum(counts) - counts
@@ -272,17 +371,19 @@ def windowed_run(
             t=jnp.full((n,), c.t),
             y=c.y,
             refr_until=c.refr_until,
-            ptr=start,
+            last_t=jnp.full((n,), -jnp.inf, dtype),
+            last_tie=jnp.full((n,), -1, jnp.int32),
             n_spk=jnp.array(0, jnp.int32),
             done=jnp.array(False),
             lane_done=jnp.zeros((n,), bool),
             overflow=jnp.array(False),
             failed=jnp.array(False),
         )
-        lconsts = eqx.tree_at(
-            lambda q: (q.t_end, q.end), k.lane, (t_end, start + counts),
-            is_leaf=lambda x: x is None,
-        )  # fmt: skip
+        lconsts = _LaneConsts(
+            model=k.lane.model, t_ref=k.lane.t_ref, t_end=t_end, span=k.lane.span,
+            start=start, end=start + counts,
+            tie=jnp.concatenate([pend_tie, jnp.zeros((1,), jnp.int32)]),
+        )
         bufs = dict(
             w_t=jnp.full((max_window_spikes,), jnp.inf, dtype),
             w_i=jnp.full((max_window_spikes,), n, jnp.int32),
@@ -294,7 +395,7 @@ def windowed_run(
         )
         lanes, bufs = event_while_loop(
             lane_body, lanes, bufs, tables, lconsts,
-            max_steps=max_window_events, kind=inner_kind,
+            max_steps=max_window_events, kind=inner_kind, scalar_writes=False,
         )  # fmt: skip
         # a lane that did not reach the window's end ran out of steps
         unfinished = ~jnp.all(lanes.lane_done) & ~lanes.failed
@@ -323,7 +424,12 @@ def windowed_run(
         free_slots = jnp.nonzero(free, size=push.shape[0], fill_value=cap)[0]
         rank = jnp.clip(jnp.cumsum(push) - 1, 0, push.shape[0] - 1)
         dest = jnp.where(push, free_slots[rank], cap)
-        pend_over = c.pend_overflow | (jnp.sum(push) > jnp.sum(free))
+        # (the input arrivals' slots, once delivered, are free too: count the
+        # recurrent arrivals against `max_pending` itself)
+        recurrent = (pend_t < jnp.inf) & (pend_tie >= num_in)
+        pend_over = c.pend_overflow | (
+            jnp.sum(recurrent) + jnp.sum(push) > max_pending
+        )
         carry = _Window(
             t=t_end,
             y=lanes.y,
@@ -336,12 +442,16 @@ def windowed_run(
             n_out=c.n_out + n_real,
             done=jnp.array(False),
             overflow=overflow,
-            window_overflow=c.window_overflow | lanes.overflow | unfinished,
+            window_overflow=c.window_overflow | lanes.overflow,
+            events_overflow=c.events_overflow | unfinished | jnp.any(counts > max_window_events),
             pend_overflow=pend_over,
             failed=c.failed | lanes.failed,
             windows=c.windows + 1,
         )
-        stop = overflow | carry.window_overflow | pend_over | carry.failed | last
+        stop = (
+            overflow | carry.window_overflow | carry.events_overflow | pend_over
+            | carry.failed | last
+        )  # fmt: skip
         carry = eqx.tree_at(lambda q: q.done, carry, stop)
         return carry, writes
 
@@ -366,11 +476,14 @@ def windowed_run(
         done=jnp.array(False),
         overflow=jnp.array(False),
         window_overflow=jnp.array(False),
+        events_overflow=jnp.array(False),
         pend_overflow=jnp.array(False),
         failed=jnp.array(False),
         windows=jnp.array(0, jnp.int32),
     )
-    lane_consts = _LaneConsts(model=single, t_ref=t_ref, t_end=None, span=span, end=None)
+    lane_consts = _LaneConsts(
+        model=single, t_ref=t_ref, t_end=None, span=span, start=None, end=None, tie=None
+    )
     consts = _WindowConsts(
         lane=lane_consts, t0=t0a, t1=t1a, length=jnp.asarray(length, dtype),
         syn_post=syn.post, offsets=syn.offsets,
@@ -383,11 +496,12 @@ def windowed_run(
     tables = dict(syn_w=syn.weight, syn_d=d_syn)
     final, buffers = event_while_loop(
         window_body, init, buffers, tables, consts, max_steps=num_windows, kind=outer_kind,
-        checkpoints=checkpoints,
+        checkpoints=checkpoints, scalar_writes=False,
     )  # fmt: skip
     flags = dict(
         overflow=final.overflow,
         window_overflow=final.window_overflow,
+        events_overflow=final.events_overflow,
         pend_overflow=final.pend_overflow,
         failed=final.failed,
         unfinished=~final.done,

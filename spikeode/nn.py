@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._first_spike import first_spikes
 from ._loop import Simulation, simulate
 from ._spikes import SpikeTrain
+from ._synapses import Synapses
 from .neurons import LIF, AbstractNeuron
 
 
@@ -24,6 +25,11 @@ def _population(layer: str, neuron, num_neurons: int, dtype):
             f"{layer}: neuron model has {neuron.num_neurons} neurons, expected {num_neurons}."
         )
     return neuron, jnp.result_type(float) if dtype is None else dtype
+
+
+def _delays(delays, dtype):
+    """Delays as a floating array of `dtype`, or `None`."""
+    return None if delays is None else jnp.asarray(delays, dtype)
 
 
 def _init_weight(key, shape, mean, std, dtype):
@@ -86,12 +92,15 @@ class SpikingLayer(_AbstractLayer):
     - `neuron`: the model (default `LIF(num_neurons)` with its defaults).
     - `w_mean`, `w_std`: the input weights are drawn from a normal distribution
       with this mean and standard deviation.
+    - `input_delays`: transmission delays of the inputs (trainable; broadcast against
+      `w_in` as in [`spikeode.simulate`][]), or `None`.
     - `dtype`: floating dtype of the weights (default: JAX's default float).
     - `key`: a JAX PRNG key.
     """
 
     neuron: AbstractNeuron
     w_in: Float[Array, "inputs neurons"]
+    input_delays: Float[Array, "..."] | None
     max_spikes: int = eqx.field(static=True)
     max_spikes_per_neuron: int | None = eqx.field(static=True)
 
@@ -105,31 +114,41 @@ class SpikingLayer(_AbstractLayer):
         neuron: AbstractNeuron | None = None,
         w_mean: float = 0.0,
         w_std: float = 1.0,
+        input_delays: ArrayLike | None = None,
         dtype=None,
         key: PRNGKeyArray,
     ):
         self.neuron, dtype = _population("SpikingLayer", neuron, num_neurons, dtype)
         self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
+        self.input_delays = _delays(input_delays, dtype)
         self.max_spikes = max_spikes
         self.max_spikes_per_neuron = max_spikes_per_neuron
 
     def _loop_options(self):
-        return dict(max_spikes_per_neuron=self.max_spikes_per_neuron)
+        return dict(
+            max_spikes_per_neuron=self.max_spikes_per_neuron, input_delays=self.input_delays
+        )
 
 
 class RecurrentLayer(_AbstractLayer):
     """A recurrently connected population: input weights `w_in` and recurrent weights
     `w_rec[pre, post]` (self-connections included; set the diagonal to 0 to remove
-    them).
+    them), or sparse recurrent [`spikeode.Synapses`][] with their own delays.
 
     **Arguments:** as [`spikeode.nn.SpikingLayer`][], plus `w_rec_mean` and `w_rec_std`
-    for the recurrent weights.
+    for the recurrent weights; `synapses` (a [`spikeode.Synapses`][] used instead of a
+    random dense `w_rec`); `delays` (trainable recurrent delays of a dense `w_rec`,
+    broadcast against it); `loop_options` (further options of
+    [`spikeode.simulate`][] for every call, e.g. `loop`, `window`, `max_pending`).
     """
 
     neuron: AbstractNeuron
     w_in: Float[Array, "inputs neurons"]
-    w_rec: Float[Array, "neurons neurons"]
+    w_rec: Float[Array, "neurons neurons"] | Synapses
+    delays: Float[Array, "..."] | None
+    input_delays: Float[Array, "..."] | None
     max_spikes: int = eqx.field(static=True)
+    loop_options: tuple = eqx.field(static=True)
 
     def __init__(
         self,
@@ -142,19 +161,42 @@ class RecurrentLayer(_AbstractLayer):
         w_std: float = 1.0,
         w_rec_mean: float = 0.0,
         w_rec_std: float = 0.1,
+        synapses: Synapses | None = None,
+        delays: ArrayLike | None = None,
+        input_delays: ArrayLike | None = None,
+        loop_options: dict | None = None,
         dtype=None,
         key: PRNGKeyArray,
     ):
         self.neuron, dtype = _population("RecurrentLayer", neuron, num_neurons, dtype)
         k1, k2 = jax.random.split(key)
         self.w_in = _init_weight(k1, (num_inputs, num_neurons), w_mean, w_std, dtype)
-        self.w_rec = _init_weight(
-            k2, (num_neurons, num_neurons), w_rec_mean, w_rec_std, dtype
-        )
+        if synapses is not None:
+            if delays is not None:
+                raise ValueError(
+                    "RecurrentLayer: `synapses` carry their own delays; do not pass "
+                    "`delays` too."
+                )
+            if (synapses.num_pre, synapses.num_post) != (num_neurons, num_neurons):
+                raise ValueError(
+                    f"RecurrentLayer: `synapses` connect {synapses.num_pre} -> "
+                    f"{synapses.num_post} neurons; expected {num_neurons} -> {num_neurons}."
+                )
+            self.w_rec = synapses
+        else:
+            self.w_rec = _init_weight(
+                k2, (num_neurons, num_neurons), w_rec_mean, w_rec_std, dtype
+            )
+        self.delays = _delays(delays, dtype)
+        self.input_delays = _delays(input_delays, dtype)
         self.max_spikes = max_spikes
+        self.loop_options = tuple(sorted((loop_options or {}).items()))
 
     def _loop_options(self):
-        return dict(w_rec=self.w_rec)
+        return dict(
+            w_rec=self.w_rec, delays=self.delays, input_delays=self.input_delays,
+            **dict(self.loop_options),
+        )  # fmt: skip
 
 
 class FirstSpikeLayer(eqx.Module):

@@ -34,6 +34,22 @@ def log1p_ratio(c, q):
     return jnp.where(x > -1, out, jnp.inf)
 
 
+def two_exp_kernel(c, dt, decay_a, decay_b):
+    """`(exp(-b dt) - exp(-a dt)) / (a - b)` for rates `a, b > 0`, `c = a - b` and
+    `dt >= 0`, given `decay_a = exp(-a dt)` and `decay_b = exp(-b dt)`: the voltage (per
+    unit `a`) that a unit current decaying at rate `b` drives into a membrane leaking
+    at rate `a`.
+
+    Written as `exp(-b dt) expm1_ratio(-c, dt)` for `c >= 0` and
+    `exp(-a dt) expm1_ratio(c, dt)` for `c < 0`: both are identities, analytic in
+    `(a, b)`, and only non-positive rates enter `expm1_ratio` (no overflow for long
+    `dt`, and no inf or NaN in either branch's derivatives). Values and derivatives
+    are exact at and near `a == b` (where the kernel is `dt exp(-a dt)`); at the tie
+    the derivatives are those of the first form, which holds on both sides."""
+    ge = c >= 0
+    return jnp.where(ge, decay_b, decay_a) * expm1_ratio(jnp.where(ge, -c, c), dt)
+
+
 class LIF(TwoStateIF):
     r"""Current-based leaky integrate-and-fire neurons with exponential synapses.
 
@@ -97,9 +113,13 @@ class LIF(TwoStateIF):
         a, b, c = self._rates()
         v0, i0 = y0[:, 0], y0[:, 1]
         decay_m = jnp.exp(-a * dt)
-        v = self.bias + (v0 - self.bias) * decay_m + a * i0 * decay_m * expm1_ratio(c, dt)
+        decay_s = jnp.exp(-b * dt)
+        # (the kernel in a form with decaying exponentials only: no overflow for long
+        # segments when tau_syn > tau_mem)
+        kernel = two_exp_kernel(c, dt, decay_m, decay_s)
+        v = self.bias + (v0 - self.bias) * decay_m + a * i0 * kernel
         v = jnp.where(refractory, v0, v)
-        i = i0 * jnp.exp(-b * dt)
+        i = i0 * decay_s
         return jnp.stack([v, i], axis=1)
 
     def exp_polynomial(self) -> ExpPolynomial:
