@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import sys
 from importlib import metadata
 
 
@@ -47,3 +49,9 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
+
+
+def max_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024**2 if sys.platform == "darwin" else r / 1024

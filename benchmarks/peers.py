@@ -40,13 +40,12 @@ import dataclasses
 import datetime
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
-from _machine import machine_info, version
+from _machine import machine_info, max_rss_mb, version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIBRARIES = ("spikeode", "jaxsnn", "eventax")
@@ -73,12 +72,6 @@ EVX_NEWTON_TOL_F64 = 1e-9
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
-
-
-def max_rss_mb():
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024**2 if sys.platform == "darwin" else r / 1024
-
 
 
 def median(xs):

@@ -38,7 +38,11 @@ def _lif(n=6, seed=0):
                   refractory_period=jnp.asarray(rng.uniform(1e-3, 3e-3, n)))  # fmt: skip
 
 
-@pytest.mark.parametrize("per_connection", [True, False])
+@pytest.mark.parametrize(
+    # (per presynaptic neuron: slow; the default suite checks that path against no
+    # delays, in test_zero_delays_are_no_delays)
+    "per_connection", [True, pytest.param(False, marks=pytest.mark.slow)]
+)
 def test_coupled_loop_with_delays_matches_scipy_reference(per_connection):
     net = _network(1, n=8, n_in=4, per_connection=per_connection)
     neuron = _lif(8)
@@ -76,13 +80,13 @@ def test_zero_delays_are_no_delays():
     assert int(base.spikes.num_spikes) > 5
 
 
-def _loss_fn(neuron, inputs, loop, window=None, checkpoints=None):
+def _loss_fn(neuron, inputs, loop, window=None, **options):
     def fn(p):
         x = so.SpikeTrain(p["in_times"], inputs.neurons, inputs.num_neurons)
         sim = so.simulate(
             p["neuron"], T1, x, p["w_in"], w_rec=p["w_rec"], delays=p["delays"],
             input_delays=p["input_delays"], max_spikes=100, max_pending=600, loop=loop,
-            window=window, checkpoints=checkpoints,
+            window=window, **options,
         )  # fmt: skip
         t = jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)
         return jnp.sum(t**2) + jnp.sum(sim.y_final**2), sim
@@ -110,11 +114,13 @@ def test_delay_gradients_match_finite_differences():
     assert report.passed and report.num_spikes > 10
 
 
-def _compare_loops(neuron, net, *, window=None, time_tol=1e-12, grad_tol=1e-9):
+def _compare_loops(neuron, net, *, window=None, time_tol=1e-12, grad_tol=1e-9, **options):
     params = _params(net, neuron)
     out = {}
     for loop in ("coupled", "windowed"):
-        fn = _loss_fn(neuron, net["inputs"], loop, window if loop == "windowed" else None)
+        fn = _loss_fn(
+            neuron, net["inputs"], loop, window if loop == "windowed" else None, **options
+        )
         out[loop] = eqx.filter_jit(eqx.filter_value_and_grad(fn, has_aux=True))(params)
     (_, a), ga = out["coupled"]
     (_, b), gb = out["windowed"]
@@ -162,39 +168,16 @@ def test_windowed_loop_matches_coupled_loop_with_ties_at_window_edges():
     _compare_loops(neuron, net, window=2e-3)
 
 
+@pytest.mark.slow  # (compiles two Tsit5 loops and their gradients: about a minute)
 def test_windowed_loop_matches_coupled_loop_numerical_model():
     # AdaptiveLIF has no closed-form flow: Tsit5 segments on both sides (tight
     # tolerances: the loops break segments at different times)
-    neuron = so.AdaptiveLIF(6, bias=1.1, refractory_period=1e-3)
-    net = _network(5)
-    params = _params(net, neuron)
-    out = {}
     import diffrax
 
-    ctrl = diffrax.PIDController(rtol=1e-12, atol=1e-12)
-    for loop in ("coupled", "windowed"):
-
-        def fn(p, loop=loop):
-            x = so.SpikeTrain(p["in_times"], net["inputs"].neurons, 3)
-            sim = so.simulate(
-                p["neuron"], T1, x, p["w_in"], w_rec=p["w_rec"], delays=p["delays"],
-                input_delays=p["input_delays"], max_spikes=100, max_pending=600,
-                loop=loop, window=1e-3 if loop == "windowed" else None,
-                stepsize_controller=ctrl,
-            )  # fmt: skip
-            t = jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)
-            return jnp.sum(t**2), sim
-
-        out[loop] = eqx.filter_jit(eqx.filter_value_and_grad(fn, has_aux=True))(params)
-    (_, a), ga = out["coupled"]
-    (_, b), gb = out["windowed"]
-    k = int(a.spikes.num_spikes)
-    assert k > 5
-    np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
-    assert np.max(np.abs(np.asarray(a.spikes.times[:k] - b.spikes.times[:k]))) < 1e-12
-    for x, y in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
-        scale = max(float(jnp.max(jnp.abs(x))), 1e-12)
-        assert float(jnp.max(jnp.abs(x - y))) / scale < 1e-9
+    _compare_loops(
+        so.AdaptiveLIF(6, bias=1.1, refractory_period=1e-3), _network(5), window=1e-3,
+        stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-12),
+    )  # fmt: skip
 
 
 def test_sparse_synapses_equal_dense():
