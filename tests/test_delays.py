@@ -132,21 +132,20 @@ def _compare_loops(neuron, net, *, window=None, time_tol=1e-12, grad_tol=1e-9, *
     for x, y in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
         scale = max(float(jnp.max(jnp.abs(x))), 1e-12)
         assert float(jnp.max(jnp.abs(x - y))) / scale < grad_tol
-    return a
+    return out
 
 
 def test_windowed_loop_matches_coupled_loop_lif():
     # per-connection delays from 1 to 4 ms, window 1 ms (some delays equal it), mixed
     # signs, refractory periods
     net = _network(3)
-    coupled = _compare_loops(_lif(), net, window=1e-3)
+    (_, a), ga = _compare_loops(_lif(), net, window=1e-3)["windowed"]
     # the checkpointed outer loop (4 checkpoints for 80 windows): the same gradients
-    params = _params(net, _lif())
-    fns = [_loss_fn(_lif(), net["inputs"], "windowed", 1e-3, checkpoints=c) for c in (None, 4)]
-    (_, a), ga = eqx.filter_value_and_grad(fns[0], has_aux=True)(params)
-    (_, b), gb = eqx.filter_value_and_grad(fns[1], has_aux=True)(params)
+    fn = _loss_fn(_lif(), net["inputs"], "windowed", 1e-3, checkpoints=4)
+    (_, b), gb = eqx.filter_jit(eqx.filter_value_and_grad(fn, has_aux=True))(
+        _params(net, _lif())
+    )
     np.testing.assert_array_equal(a.spikes.times, b.spikes.times)
-    np.testing.assert_array_equal(a.spikes.neurons, coupled.spikes.neurons)
     for x, y in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * float(jnp.max(jnp.abs(x))))
 
@@ -303,7 +302,7 @@ def test_bad_delay_input_structure():
 def test_learning_a_delay():
     # input -> neuron 0 -> (delay 1 ms + d) -> neuron 1: learn d so that neuron 1 fires
     # at 12 ms. Neuron 1's spike moves one-to-one with d, so plain gradient descent on
-    # the squared error (in ms^2) halves the error every step.
+    # the squared error (in ms^2) shrinks the error fivefold every step.
     neuron = so.LIF(2, tau_mem=10e-3, tau_syn=2e-3)
     inputs = so.SpikeTrain.from_lists([[1e-3]])
     w_in = jnp.array([[10.0, 0.0]])
@@ -319,13 +318,13 @@ def test_learning_a_delay():
     def loss(d):
         return ((spike_time(d) - target) / 1e-3) ** 2
 
-    opt = optax.sgd(2.5e-7)
+    opt = optax.sgd(4e-7)
     d = jnp.asarray(2e-3)
     state = opt.init(d)
     step = jax.jit(jax.value_and_grad(loss))
     first, _ = step(d)
     t_first = float(spike_time(d))
-    for _ in range(30):
+    for _ in range(10):
         _, g = step(d)
         updates, state = opt.update(g, state)
         d = optax.apply_updates(d, updates)
