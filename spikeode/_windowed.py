@@ -361,7 +361,11 @@ def windowed_run(
         # the lanes take arrivals in time order themselves
         inside = c.pend_t < t_end
         group = jnp.where(inside, c.pend_post, n)
-        order = lax.sort(group * cap + jnp.arange(cap, dtype=jnp.int32)) % cap
+        slots = jnp.arange(cap, dtype=jnp.int32)
+        if (n + 1) * cap < _KEY_LIMIT:
+            order = lax.sort(group * cap + slots) % cap
+        else:  # (the keys would overflow int32: a two-key sort, slower)
+            order = lax.sort((group, slots), num_keys=2)[1]
         pend_t, pend_tie, pend_w, pend_post = (
             x[order] for x in (c.pend_t, c.pend_tie, c.pend_w, c.pend_post)
         )
@@ -514,3 +518,5 @@ def windowed_run(
 
 
 _STORE_LIMIT = 256 * 2**20
+# grouping keys `target * capacity + slot` must fit in int32
+_KEY_LIMIT = 2**31

@@ -179,6 +179,22 @@ def test_windowed_loop_matches_coupled_loop_numerical_model():
     )  # fmt: skip
 
 
+def test_windowed_grouping_without_packed_keys(monkeypatch):
+    # networks too large for int32 keys `target * capacity + slot` group the arrivals
+    # by a two-key sort instead: forced here, the same spikes as the coupled loop
+    import spikeode._windowed
+
+    monkeypatch.setattr(spikeode._windowed, "_KEY_LIMIT", 1)
+    net = _network(10)
+    kw = dict(w_rec=net["w_rec"], delays=net["delays"], max_spikes=100, max_pending=600)
+    a = so.simulate(_lif(), T1, net["inputs"], net["w_in"], loop="windowed", **kw)
+    b = so.simulate(_lif(), T1, net["inputs"], net["w_in"], loop="coupled", **kw)
+    k = int(b.spikes.num_spikes)
+    assert k > 8
+    np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
+    np.testing.assert_allclose(a.spikes.times[:k], b.spikes.times[:k], rtol=0, atol=1e-12)
+
+
 def test_sparse_synapses_equal_dense():
     n = 6
     rng = np.random.default_rng(6)
