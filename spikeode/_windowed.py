@@ -355,10 +355,10 @@ def windowed_run(
         # window edges from the count (no drift); the last one ends at t1
         last = c.windows + 1 >= num_windows
         t_end = jnp.where(last, k.t1, k.t0 + (c.windows + 1) * k.length)
-        # the window's arrivals first, grouped by target, in time order; then the rest
-        # grouped by target by one sort of integer keys (target, slot), which XLA
-        # sorts much faster than several arrays with a comparator; within a group
-        # the lanes take arrivals in time order themselves
+        # The window's arrivals first, grouped by target, then the rest: one sort of
+        # integer keys `target * capacity + slot`, which XLA sorts much faster than
+        # several arrays with a comparator. Within a group the order is the slots';
+        # each lane takes its arrivals in time order itself.
         inside = c.pend_t < t_end
         group = jnp.where(inside, c.pend_post, n)
         slots = jnp.arange(cap, dtype=jnp.int32)
