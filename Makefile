@@ -18,9 +18,11 @@ run: $(STAMP)
 	$(BIN)/spikeode train yinyang --out runs/yinyang
 
 # Two worker processes (pytest-xdist): the suite is dominated by single-threaded
-# compilation, so two cores run it in about half the time.
+# compilation, so two cores run it in about half the time. Work units (a test module,
+# or a single test named in tests/conftest.py) go to whichever worker is free, heaviest
+# first; a module's tests share its fixtures and compiled functions.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist load
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

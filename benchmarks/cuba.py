@@ -20,7 +20,7 @@ capacity overflow) is recorded in the JSON instead of stopping the run. Per case
 
 - `build`: the network arrays (float64) and v0, saved for Brian2 (spikeode's builder).
 - `spikeode_float64`, `spikeode_float32`: `spikeode.simulate` (delay 1 ms: the windowed
-  loop, window 1 ms; delay 0: the coupled loop) jitted with the synapses as an
+  loop, window 1 ms; delay 0: the event-driven loop) jitted with the synapses as an
   argument. `compile_s` = first call - fastest steady call; `run_s` = fastest of up to
   `--repeats` steady calls (fewer if they would not fit in the time limit); spike
   count, mean rate, peak RSS (`ru_maxrss`). The float64 train is the exact reference.
@@ -49,9 +49,10 @@ reverse mode would take more than 256 MB). The gradient keeps spikeode's default
 The JSON records the git commit and the files of spikeode/ changed in the working tree
 (with a hash of the changes): spikeode is benchmarked as it is in the working tree.
 
-With delay 0 the coupled loop gets the `Synapses` (zero delays: the kick applied in
-the spike's jump); `--zero-delay-form dense` passes the equivalent dense `w_rec`
-instead.
+With delay 0 the event-driven loop (`loop="event"`: each spike updates only its
+targets) gets the `Synapses` (zero delays: the kick applied in the spike's jump);
+`--zero-delay-loop coupled` runs the coupled loop instead (every neuron advanced at
+every event), and `--zero-delay-form dense` passes it the equivalent dense `w_rec`.
 
 Writes `benchmarks/results/cuba.json` (machine, versions, command line, every entry)
 and prints a summary table. `--plot` writes `docs/figures/cuba_scaling.png` from the
@@ -208,6 +209,7 @@ def spikeode_worker(args):
 
     windowed = delay > 0
     coupled_dense = not windowed and args.zero_delay_form == "dense"
+    zero_loop = "coupled" if coupled_dense else args.zero_delay_loop
     caps = {"max_spikes": max(64, int(args.rate_bound * n * t1))}
     if windowed:
         caps["max_window_spikes"] = min(n, max(64, n // 8))
@@ -232,7 +234,7 @@ def spikeode_worker(args):
     res = {
         "dtype": args.dtype, "mode": args.mode, "model": model,
         "checkpoints": checkpoints,
-        "loop": "windowed" if windowed else "coupled",
+        "loop": "windowed" if windowed else zero_loop,
         "w_rec_form": "Synapses" if not coupled_dense else
         "dense matrix from the Synapses, delays=None (kick in the spike's jump)",
         "window_s": WINDOW if windowed else None,
@@ -252,9 +254,10 @@ def spikeode_worker(args):
             return so.simulate(neuron, t1, w_rec=s, y0=y0, loop="windowed", window=WINDOW,
                                checkpoints=checkpoints, **caps)
         # the coupled loop converts Synapses to dense matrices (Synapses.to_dense), which
-        # needs concrete indices: close over the synapses instead of passing them
+        # needs concrete indices, and the event loop needs the delays known to be zero:
+        # close over the synapses instead of passing them (the weights are traced)
         s = eqx.tree_at(lambda s: s.weight, syn, w)
-        return so.simulate(neuron, t1, w_rec=s, y0=y0, loop="coupled", **caps)
+        return so.simulate(neuron, t1, w_rec=s, y0=y0, loop=zero_loop, **caps)
 
     def make(caps):
         def forward(w, syn_arg, y0):
@@ -421,6 +424,7 @@ def run_child(args, kind, n, delay, extra=()):
            "--delay", repr(delay), "--t1", repr(args.t1), "--dir", args.dir,
            "--timeout", repr(args.timeout), "--repeats", str(args.repeats),
            "--rate-bound", repr(args.rate_bound), "--zero-delay-form", args.zero_delay_form,
+           "--zero-delay-loop", args.zero_delay_loop,
            "--brian2-target", args.brian2_target, "--grad-checkpoints", args.grad_checkpoints,
            *extra]
     log(f"== {kind} N={n} delay={delay:g} {' '.join(extra)}")
@@ -616,6 +620,8 @@ def main(argv=None):
                         help="Hz; max_spikes = rate bound x N x t1")
     parser.add_argument("--tol", type=float, default=1e-3,
                         help="compare_trains tolerance (s) for the divergence time")
+    parser.add_argument("--zero-delay-loop", choices=("event", "coupled"), default="event",
+                        help="spikeode's loop for delay 0 (default: event)")
     parser.add_argument("--zero-delay-form", choices=("dense", "synapses"), default="synapses",
                         help="delay 0: dense w_rec without delays, or Synapses with delay 0")
     parser.add_argument("--grad-checkpoints", default="auto",
@@ -666,7 +672,7 @@ def main(argv=None):
             "repeats": args.repeats, "rate_bound_hz": args.rate_bound, "tol_s": args.tol,
             "brian2_dts_s": args.brian2_dts, "brian2_target": args.brian2_target,
             "zero_delay_max_n": args.zero_delay_max_n, "grad_max_n": args.grad_max_n,
-            "zero_delay_form": args.zero_delay_form, "grad_checkpoints": args.grad_checkpoints,
+            "zero_delay_form": args.zero_delay_form, "zero_delay_loop": args.zero_delay_loop, "grad_checkpoints": args.grad_checkpoints,
             "network": {
                 "model": "ExcInhLIF (Vogels-Abbott CUBA, units of the threshold distance)",
                 "tau_mem_s": TAU_MEM, "tau_exc_s": TAU_EXC, "tau_inh_s": TAU_INH,

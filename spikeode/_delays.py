@@ -1,4 +1,5 @@
-"""Transmission delays: checks, and input spikes turned into delayed arrivals.
+"""Transmission delays: checks, and input spikes turned into (delayed) arrivals, the
+tables of scheduled times the event loops read.
 
 A delay array broadcasts (NumPy rules) against its weight matrix `w[pre, post]`: a
 scalar is one delay for every connection, shape `(pre, 1)` one per presynaptic neuron,
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from ._segment import _checked_w_in
 from ._spikes import SpikeTrain
 
 
@@ -76,3 +78,45 @@ def delayed_inputs(
         targets = jnp.tile(jnp.arange(n, dtype=jnp.int32), inputs.capacity)
     order = jnp.argsort(lax.stop_gradient(times), stable=True)
     return times[order], sources[order], targets[order]
+
+
+def input_schedule(inputs: SpikeTrain | None, w_in, input_delays, n: int, dtype, t0):
+    """The input spikes as the event loops' table of arrivals, each padded with one
+    entry that never arrives: `(times, sources, targets, w_in)` with `times` sorted
+    (`+inf` padding), `targets[k] == n` meaning every neuron, and `w_in` with an extra
+    zero row (the padding's source). Checks the shapes and the train (sorted, none
+    before `t0`)."""
+    if inputs is None:
+        return (jnp.full((1,), jnp.inf, dtype), jnp.zeros((1,), jnp.int32),
+                jnp.full((1,), n, jnp.int32), jnp.zeros((1, n), dtype))  # fmt: skip
+    if inputs.times.ndim != 1:
+        raise ValueError(
+            "simulate: `inputs` must be one unbatched SpikeTrain; use jax.vmap "
+            f"for batches (got times of shape {inputs.times.shape})."
+        )
+    w_in = _checked_w_in(inputs, w_in, n)
+    inputs = inputs.validate(t0=t0)
+    if input_delays is None:
+        times, sources = inputs.times.astype(dtype), inputs.neurons
+        targets = jnp.full(times.shape, n, jnp.int32)
+    else:
+        d_in = check_delays(input_delays, (inputs.num_neurons, n), "input_delays", dtype)
+        times, sources, targets = delayed_inputs(inputs, d_in, n, dtype)
+    pad = lambda x, v: jnp.concatenate([x, jnp.full((1,) + x.shape[1:], v, x.dtype)])
+    return (pad(times, jnp.inf), pad(sources, inputs.num_neurons), pad(targets, n),
+            pad(w_in.astype(dtype), 0))  # fmt: skip
+
+
+def save_schedule(save_ts, t0, t1, dtype) -> tuple[int, Array | None, Array]:
+    """`(number of save times, the checked times, the times padded with +inf)`."""
+    if save_ts is None:
+        return 0, None, jnp.full((1,), jnp.inf, dtype)
+    save_ts = jnp.asarray(save_ts, dtype)
+    if save_ts.ndim != 1:
+        raise ValueError(f"simulate: `save_ts` must be 1-d, got shape {save_ts.shape}.")
+    save_ts = eqx.error_if(
+        save_ts,
+        jnp.any(save_ts[1:] < save_ts[:-1]) | jnp.any(save_ts < t0) | jnp.any(save_ts > t1),
+        "simulate: `save_ts` must be sorted and lie in [t0, t1].",
+    )
+    return save_ts.shape[0], save_ts, jnp.concatenate([save_ts, jnp.full((1,), jnp.inf, dtype)])

@@ -13,22 +13,25 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
 
 from ._adjoint import EventPropAdjoint
-from ._delays import check_delays, delayed_inputs, per_presynaptic
+from ._delays import check_delays, input_schedule, per_presynaptic, save_schedule
+from ._event_driven import event_connections, event_driven_run
 from ._segment import (
     _checked_w_in,
+    check_dtype,
+    earliest_pending,
+    time_span,
+    output_buffers,
     _one_neuron_model,
     default_solver as default_solver,
     first_of,
     segment_solver,
 )
+from ._solver import ExactSolver
 from ._spikes import SpikeTrain
-from ._stored_loop import event_while_loop
+from ._stored_loop import event_while_loop, loop_kind
 from ._synapses import Synapses
 from ._windowed import windowed_run
 from .neurons import AbstractNeuron
-
-
-_FULL_CHECKPOINT_BYTES = 64 * 2**20
 
 
 class Simulation(eqx.Module):
@@ -269,14 +272,20 @@ def simulate(
       delivered (with delays only; arrivals at or after `t1` are not stored). In the
       coupled loop a spike takes one slot if the delays depend only on the
       presynaptic neuron, else one per neuron (default: room for 32 spikes); in the
+      event-driven loop one (default `min(max_spikes, max(32, n // 8))`); in the
       windowed loop one per synapse (default: twice the arrivals of a full window).
       Exceeding it is an error (or, with `throw=False`, reported in
       `Simulation.overflow`).
-    - `loop`: `"coupled"` (one loop over the population's events), `"windowed"` (see
-      `window`) or `"auto"` (the default): windowed when the recurrent delays are
-      concrete (not traced) and all `> 0`, and no option needs the coupled loop
-      (`save_ts`, `EventPropAdjoint`, `max_spikes_per_neuron`); else coupled. Both
-      give the same spikes and gradients.
+    - `loop`: `"coupled"` (one loop over the population's events, every neuron
+      advanced at each), `"event"` (event-driven: each neuron advanced only at its own
+      events, its next crossing predicted exactly; an event costs O(fan-out), not
+      O(n); closed-form models, recurrent delays zero or per presynaptic neuron, not
+      `EventPropAdjoint`), `"windowed"` (see `window`) or `"auto"` (the default):
+      windowed when the recurrent delays are concrete (not traced) and all `> 0`, and
+      no option needs another loop (`save_ts`, `EventPropAdjoint`,
+      `max_spikes_per_neuron`); event-driven for `Synapses` with delays known to be
+      zero or per presynaptic neuron and a closed-form model; else coupled. All give
+      the same spikes and gradients.
     - `window`: the windowed loop's window length (a Python float, `<=` every
       recurrent delay; default the smallest delay). Within a window every neuron's
       arrivals are known, so all neurons advance in parallel, each by its own loop
@@ -362,8 +371,6 @@ def _simulate(
         max_window_spikes=kwargs.pop("max_window_spikes"),
         max_window_events=kwargs.pop("max_window_events"),
     )
-    if loop not in ("auto", "coupled", "windowed"):
-        raise ValueError(f"simulate: `loop` must be 'auto', 'coupled' or 'windowed', got {loop!r}.")
     neuron = neuron.check()
     n = neuron.num_neurons
     if y0 is None:
@@ -375,10 +382,13 @@ def _simulate(
         )
     if not isinstance(max_spikes, int) or max_spikes < 1:
         raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
-    windowed, window = _choose_loop(
-        loop, window, kwargs, max_spikes_per_neuron=max_spikes_per_neuron
+    loop, window = _choose_loop(
+        loop, window, kwargs, max_spikes_per_neuron=max_spikes_per_neuron, neuron=neuron
     )
-    if windowed:
+    if loop == "event":
+        return _simulate_event(neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes,
+                               throw=throw, **kwargs)  # fmt: skip
+    if loop == "windowed":
         return _simulate_windowed(
             neuron, t1, inputs, w_in, window=window, y0=y0, max_spikes=max_spikes,
             throw=throw, **window_caps, **kwargs,
@@ -449,25 +459,68 @@ def _min_delay(kwargs) -> float | None:
     return float(d.min()) if d.size else None
 
 
-def _choose_loop(loop, window, kwargs, *, max_spikes_per_neuron):
-    """Whether to run the windowed loop, and its window length."""
+def _per_presynaptic_or_zero(kwargs) -> bool:
+    """Whether the recurrent delays are known now to be all zero or to depend only on
+    the presynaptic neuron (what the event-driven loop supports)."""
+    w_rec, delays = kwargs["w_rec"], kwargs["delays"]
+    if isinstance(w_rec, Synapses):
+        if not w_rec.unique_pairs or isinstance(w_rec.delay, jax.core.Tracer):
+            return False
+        if isinstance(w_rec.pre, jax.core.Tracer):
+            return False
+        delay, pre = np.asarray(w_rec.delay), np.asarray(w_rec.pre)
+        first = np.zeros(w_rec.num_pre, delay.dtype)
+        first[pre[::-1]] = delay[::-1]
+        return bool(np.all(delay == first[pre]))
+    return delays is None or (
+        not isinstance(delays, jax.core.Tracer) and per_presynaptic(jnp.asarray(delays))
+    )
+
+
+def _choose_loop(loop, window, kwargs, *, max_spikes_per_neuron, neuron):
+    """Which loop runs (`"coupled"`, `"windowed"` or `"event"`), and the window."""
+    if loop not in ("auto", "coupled", "windowed", "event"):
+        raise ValueError(
+            f"simulate: `loop` must be 'auto', 'coupled', 'windowed' or 'event', got {loop!r}."
+        )
+    if window is not None and loop not in ("auto", "windowed"):
+        raise ValueError("simulate: `window` is an option of loop='windowed'.")
     blockers = [
         name for name, on in (
-            ("save_ts", kwargs["save_ts"] is not None),
             ("EventPropAdjoint", isinstance(kwargs["adjoint"], EventPropAdjoint)),
             ("max_spikes_per_neuron", max_spikes_per_neuron is not None),
         ) if on
     ]  # fmt: skip
+    closed_form = neuron.has_flow and isinstance(
+        kwargs["solver"] or default_solver(neuron), ExactSolver
+    )
+    if loop == "coupled":
+        return "coupled", None
+    if loop == "event":
+        if kwargs["w_rec"] is None:
+            raise ValueError("simulate: loop='event' needs recurrent weights `w_rec`.")
+        if not closed_form:
+            raise ValueError(
+                "simulate: loop='event' needs a model with a closed-form `flow` and "
+                "ExactSolver (it advances each neuron on its own by the flow)."
+            )
+        if blockers:
+            raise ValueError(
+                f"simulate: loop='event' does not support {', '.join(blockers)}; use "
+                "loop='coupled'."
+            )
+        return "event", None
+    event_ok = not blockers  # (the event-driven loop supports save_ts)
+    if kwargs["save_ts"] is not None:
+        blockers.append("save_ts")
     delayed = kwargs["delays"] is not None or isinstance(kwargs["w_rec"], Synapses)
     d_min = _min_delay(kwargs)
-    if loop == "coupled":
-        if window is not None:
-            raise ValueError("simulate: `window` is an option of loop='windowed'.")
-        return False, None
     if loop == "auto":
         use = delayed and not blockers and (window is not None or (d_min or 0) > 0)
         if not use:
-            return False, None
+            sparse = isinstance(kwargs["w_rec"], Synapses)
+            event = sparse and closed_form and event_ok and _per_presynaptic_or_zero(kwargs)
+            return ("event" if event else "coupled"), None
     else:  # windowed
         if not delayed:
             raise ValueError(
@@ -491,7 +544,7 @@ def _choose_loop(loop, window, kwargs, *, max_spikes_per_neuron):
                 f"smallest is {d_min}. Use loop='coupled'."
             )
         window = d_min
-    return True, window
+    return "windowed", window
 
 
 def _simulate_windowed(
@@ -503,11 +556,7 @@ def _simulate_windowed(
     """`simulate` by the windowed loop (`_windowed.windowed_run`)."""
     del save_ts, max_segments  # (refused by _choose_loop; not used)
     dtype = y0.dtype
-    if dtype != jnp.float64 and jax.config.jax_enable_x64:
-        raise ValueError(
-            f"simulate: the state is {dtype} but jax_enable_x64 is on; use float64 "
-            "parameters and inputs, or run float32 with x64 disabled."
-        )
+    check_dtype(dtype)
     seg = segment_solver(
         neuron, dtype, solver, stepsize_controller, root_finder, dt0, max_steps, adjoint
     )
@@ -555,6 +604,55 @@ def _simulate_windowed(
         overflow=f["overflow"] | f["pend_overflow"] | f["window_overflow"]
         | f["events_overflow"],
         num_segments=f["windows"],
+    )
+
+
+def _simulate_event(
+    neuron, t1, inputs, w_in, *, y0, max_spikes, throw, w_rec, delays, input_delays,
+    max_pending, t0, save_ts, solver, stepsize_controller, root_finder, dt0, max_steps,
+    adjoint, checkpoints, max_segments,
+) -> Simulation:  # fmt: skip
+    """`simulate` by the event-driven loop (`_event_driven.event_driven_run`)."""
+    n = neuron.num_neurons
+    dtype = y0.dtype
+    check_dtype(dtype)
+    t0, t1 = time_span(t0, t1, dtype)
+    schedule = input_schedule(inputs, w_in, input_delays, n, dtype, t0)
+    saves = save_schedule(save_ts, t0, t1, dtype)
+    syn, d_pre = event_connections(w_rec, delays, n, dtype)
+    seg = segment_solver(
+        neuron, dtype, solver, stepsize_controller, root_finder, dt0, max_steps, adjoint
+    )
+    times, ids, slopes, ys, y_final, f = event_driven_run(
+        neuron, t0, t1, schedule, saves, y0.astype(dtype), syn=syn, d_pre=d_pre,
+        max_spikes=max_spikes, max_pending=max_pending, seg=seg, checkpoints=checkpoints,
+        max_segments=max_segments,
+    )  # fmt: skip
+    messages = [
+        (f["overflow"], f"simulate: more than max_spikes={max_spikes} spikes; the spike "
+         "buffer is full. Raise `max_spikes`."),
+        (f["pend_overflow"], f"simulate: more than max_pending={f['max_pending']} delayed "
+         "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
+        (f["failed"], "simulate: a threshold crossing's root find did not converge; "
+         "check the model parameters."),
+        (f["unfinished"], "simulate: the event loop ran out of events before t1; raise "
+         "`max_segments`."),
+    ]  # fmt: skip
+    if throw:
+        for flag, message in messages:
+            times = eqx.error_if(times, flag, message)
+    else:
+        times = jnp.where(f["failed"] | f["unfinished"], jnp.nan, times)
+    return Simulation(
+        spikes=SpikeTrain(times, ids, n),
+        t0=t0,
+        t1=t1,
+        ts=saves[1],
+        ys=ys,
+        y_final=y_final,
+        slopes=slopes,
+        overflow=f["overflow"] | f["pend_overflow"],
+        num_segments=f["events"],
     )
 
 
@@ -643,42 +741,13 @@ def _run(
     delayed arrivals overflowed, and that buffer's capacity."""
     n = neuron.num_neurons
     dtype = y0.dtype
-    if dtype != jnp.float64 and jax.config.jax_enable_x64:
-        raise ValueError(
-            f"simulate: the state is {dtype} but jax_enable_x64 is on; Diffrax's event "
-            "handling then mixes precisions. Use float64 parameters and inputs, or run "
-            "float32 with x64 disabled (JAX's default)."
-        )
-    t0 = jnp.asarray(t0, dtype)
-    t1 = jnp.asarray(t1, dtype)
-    t1 = eqx.error_if(t1, ~(t1 > t0), "simulate: `t1` must be greater than `t0`.")
+    check_dtype(dtype)
+    t0, t1 = time_span(t0, t1, dtype)
 
-    # ---- inputs: sorted times, padded with one extra +inf; kick rows with a zero row
-    if inputs is None:
-        in_times = jnp.full((1,), jnp.inf, dtype)
-        in_ids = jnp.zeros((1,), jnp.int32)
-        in_post = jnp.full((1,), n, jnp.int32)
-        w_in_pad = jnp.zeros((1, n), dtype)
-    else:
-        if inputs.times.ndim != 1:
-            raise ValueError(
-                "simulate: `inputs` must be one unbatched SpikeTrain; use jax.vmap "
-                f"for batches (got times of shape {inputs.times.shape})."
-            )
-        w_in = _checked_w_in(inputs, w_in, n)
-        inputs = inputs.validate(t0=t0)
-        # arrivals: (time, source, target), target n meaning every neuron
-        if input_delays is None:
-            arr = inputs.times.astype(dtype), inputs.neurons, None
-        else:
-            d_in = check_delays(input_delays, (inputs.num_neurons, n), "input_delays", dtype)
-            arr = delayed_inputs(inputs, d_in, n, dtype)
-        if arr[2] is None:
-            arr = arr[:2] + (jnp.full(arr[0].shape, n, jnp.int32),)
-        in_times = jnp.concatenate([arr[0], jnp.full((1,), jnp.inf, dtype)])
-        in_ids = jnp.concatenate([arr[1], jnp.full((1,), inputs.num_neurons, jnp.int32)])
-        in_post = jnp.concatenate([arr[2], jnp.full((1,), n, jnp.int32)])
-        w_in_pad = jnp.concatenate([w_in.astype(dtype), jnp.zeros((1, n), dtype)])
+    # ---- inputs: sorted arrivals, padded with one extra +inf; kick rows with a zero row
+    in_times, in_ids, in_post, w_in_pad = input_schedule(
+        inputs, w_in, input_delays, n, dtype, t0
+    )
     if w_rec is not None:
         w_rec = jnp.asarray(w_rec)
         if w_rec.shape != (n, n):
@@ -703,21 +772,7 @@ def _run(
         fan = 0
         max_pending = 0
 
-    # ---- save times
-    if save_ts is None:
-        num_save = 0
-        save_pad = jnp.full((1,), jnp.inf, dtype)
-    else:
-        save_ts = jnp.asarray(save_ts, dtype)
-        if save_ts.ndim != 1:
-            raise ValueError(f"simulate: `save_ts` must be 1-d, got shape {save_ts.shape}.")
-        num_save = save_ts.shape[0]
-        save_ts = eqx.error_if(
-            save_ts,
-            jnp.any(save_ts[1:] < save_ts[:-1]) | jnp.any(save_ts < t0) | jnp.any(save_ts > t1),
-            "simulate: `save_ts` must be sorted and lie in [t0, t1].",
-        )
-        save_pad = jnp.concatenate([save_ts, jnp.full((1,), jnp.inf, dtype)])
+    num_save, save_ts, save_pad = save_schedule(save_ts, t0, t1, dtype)
 
     # ---- solver set-up
     seg = segment_solver(
@@ -740,9 +795,7 @@ def _run(
         t_release = releasing[jnp.argmin(releasing)]
         if delayed:
             # the earliest pending arrival; on ties the lowest key (pre, then post)
-            earliest = c.pend_t == jnp.min(c.pend_t)
-            slot = jnp.argmin(jnp.where(earliest, c.pend_key, jnp.iinfo(jnp.int32).max))
-            t_pend = c.pend_t[slot]
+            slot, t_pend = earliest_pending(c.pend_t, c.pend_key)
         else:
             t_pend = jnp.asarray(jnp.inf, dtype)
         # in the order in which coinciding items are processed: saves, input arrivals,
@@ -874,33 +927,14 @@ def _run(
         pend_key=jnp.zeros((max_pending,), jnp.int32),
         pend_overflow=jnp.array(False),
     )
-    buffers = dict(
-        out_t=jnp.full((max_spikes,), jnp.inf, dtype),
-        out_i=jnp.full((max_spikes,), n, jnp.int32),
-        out_slope=jnp.full((max_spikes,), jnp.inf, dtype),
-    )
-    if num_save:
-        buffers["ys"] = jnp.zeros((num_save, n, neuron.state_size), dtype)
+    buffers = output_buffers(max_spikes, n, num_save, neuron.state_size, dtype)
     tables = dict(in_times=in_times, save=save_pad, save_next=save_pad, w_in=w_in_pad)
     if w_rec is not None:
         tables["w_rec"] = w_rec
     if delayed:
         tables["delays"] = d_rec
     consts = _Consts(neuron=neuron, t0=t0, t1=t1, t_ref=t_ref, in_ids=in_ids, in_post=in_post)
-    carry_bytes = 64 + sum(
-        x.nbytes for x in (init.t, init.y, init.refr_until, init.pend_t, init.pend_key)
-    )
-    if forward:
-        # Forward mode needs a plain while loop (the others are custom VJPs).
-        kind = "lax"
-    elif checkpoints is None or checkpoints >= max_segments:
-        # Store every segment's carry when that is cheap (the backward pass then
-        # replays each segment once); otherwise Equinox's checkpointed loop with a
-        # logarithmic scheme that recomputes segments.
-        stored = checkpoints is not None or max_segments * carry_bytes <= _FULL_CHECKPOINT_BYTES
-        kind = "stored" if stored else "checkpointed"
-    else:
-        kind = "checkpointed"
+    kind = loop_kind(forward, checkpoints, max_segments, init)
     final, buffers = event_while_loop(
         body, init, buffers, tables, consts, max_steps=max_segments, kind=kind,
         checkpoints=checkpoints,

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
+import jax.lax as lax
 import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Scalar
@@ -159,3 +160,34 @@ class BracketedNewton(optx.AbstractRootFinder):
         # A final Newton correction from x when that converged; else the bracket end.
         polished = state.x - jnp.where(converged, state.f_x / safe_df, 0.0)
         return jnp.where(converged & ~state.found, polished, self._best(state)), aux, {}
+
+
+def find_root(
+    solver: optx.AbstractRootFinder, fn, y0: Scalar, options: dict[str, Any], max_steps: int = 256
+) -> tuple[Scalar, Bool[Array, ""]]:
+    """What `optx.root_find(fn, solver, y0, options=options, max_steps=max_steps,
+    throw=False)` computes (the solver's `init`, then `step` until `terminate`, then
+    `postprocess`), as one plain while loop: about a third of the operations per
+    iteration, which matters where a loop finds a root at every event. No derivatives
+    (the event loops differentiate crossings by the implicit function theorem).
+
+    **Returns:** `(root, ok)`, `ok` false where the solver reported a failure or ran
+    out of steps.
+    """
+    f = lambda y, args: (fn(y, args), None)  # noqa: E731  (the solvers expect aux)
+    tags = frozenset()
+    f_struct = jax.eval_shape(lambda: fn(y0, None))
+    state = solver.init(f, y0, None, options, f_struct, None, tags)
+    done, result = solver.terminate(f, y0, None, options, state, tags)
+
+    def body(carry):
+        k, y, state, _, _ = carry
+        y, state, _ = solver.step(f, y, None, options, state, tags)
+        done, result = solver.terminate(f, y, None, options, state, tags)
+        return k + 1, y, state, done, result
+
+    _, y, state, done, result = lax.while_loop(
+        lambda c: ~c[3] & (c[0] < max_steps), body, (jnp.array(0), y0, state, done, result)
+    )
+    y, _, _ = solver.postprocess(f, y, None, None, options, state, tags, result)
+    return y, done & (result == optx.RESULTS.successful)

@@ -17,7 +17,7 @@ import optimistix as optx
 from jaxtyping import Array
 
 from ._adjoint import _Segment, EventPropAdjoint, segment
-from ._root_finder import BracketedNewton
+from ._root_finder import BracketedNewton, find_root
 from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
 from ._spikes import SpikeTrain
 from .neurons import AbstractNeuron
@@ -38,10 +38,7 @@ def _find_crossing(condition, root_finder, model, t, t_end, y, refractory, cross
         # function with its root at t_end: found at once.
         return jnp.where(crossed, along(s), s - t_end)
 
-    sol = optx.root_find(
-        fn, root_finder, t_end, options=dict(lower=t, upper=t_end), throw=False,
-    )
-    return sol.value, sol.result == optx.RESULTS.successful
+    return find_root(root_finder, fn, t_end, dict(lower=t, upper=t_end))
 
 
 @eqx.filter_custom_jvp
@@ -196,6 +193,52 @@ def first_of(*times):
     return out
 
 
+def argmin(x: Array) -> Array:
+    """`jnp.argmin` of a 1-d array (the first index of the minimum) by two plain
+    reductions: XLA's CPU backend runs `argmin`'s two-operand reduction several times
+    slower, which dominates a loop step over a large population."""
+    lowest = jnp.min(x)
+    return jnp.min(jnp.where(x == lowest, jnp.arange(x.shape[0]), x.shape[0])) % x.shape[0]
+
+
+def check_dtype(dtype) -> None:
+    """Refuse float32 states while `jax_enable_x64` is on (time and state would mix
+    precisions)."""
+    if dtype != jnp.float64 and jax.config.jax_enable_x64:
+        raise ValueError(
+            f"simulate: the state is {dtype} but jax_enable_x64 is on; use float64 "
+            "parameters and inputs, or run float32 with x64 disabled (JAX's default)."
+        )
+
+
+def time_span(t0, t1, dtype) -> tuple[Array, Array]:
+    """`(t0, t1)` as arrays of `dtype`, with a (run-time) check that `t1 > t0`."""
+    t0 = jnp.asarray(t0, dtype)
+    t1 = jnp.asarray(t1, dtype)
+    return t0, eqx.error_if(t1, ~(t1 > t0), "simulate: `t1` must be greater than `t0`.")
+
+
+def earliest_pending(pend_t: Array, keys: Array) -> tuple[Array, Array]:
+    """The slot of the earliest pending arrival (on ties the lowest key) and its
+    time (`+inf` if none is pending)."""
+    earliest = pend_t == jnp.min(pend_t)
+    slot = argmin(jnp.where(earliest, keys, jnp.iinfo(keys.dtype).max))
+    return slot, pend_t[slot]
+
+
+def output_buffers(max_spikes: int, n: int, num_save: int, state_size: int, dtype):
+    """The loops' output buffers: spike times (`+inf` padding), neurons (`n`
+    padding), slopes, and the saved states if there are save times."""
+    buffers = dict(
+        out_t=jnp.full((max_spikes,), jnp.inf, dtype),
+        out_i=jnp.full((max_spikes,), n, jnp.int32),
+        out_slope=jnp.full((max_spikes,), jnp.inf, dtype),
+    )
+    if num_save:
+        buffers["ys"] = jnp.zeros((num_save, n, state_size), dtype)
+    return buffers
+
+
 def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
     """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
     return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
@@ -225,11 +268,26 @@ def _one_neuron_model(neuron: AbstractNeuron):
         if x.shape == (n,):
             return 0
         raise ValueError(
-            f"simulate: with `max_spikes_per_neuron`, every parameter of "
-            f"{type(neuron).__name__} must be a scalar or of shape ({n},); found one of "
-            f"shape {x.shape}."
+            f"simulate: the per-neuron, windowed and event-driven loops need every "
+            f"parameter of {type(neuron).__name__} to be a scalar or of shape ({n},); "
+            f"found one of shape {x.shape}."
         )
 
     single = copy.copy(neuron)
     object.__setattr__(single, "num_neurons", 1)
     return single, jax.tree_util.tree_map(axis, single)
+
+
+def lane_models(neuron: AbstractNeuron):
+    """`(single, axes, lanes_of)`: the one-neuron model and its `vmap` axes
+    (`_one_neuron_model`), and `lanes_of(model, idx)`, the model restricted to the
+    neurons `idx` (per-neuron leaves gathered; `model` has the template's structure)."""
+    single, axes = _one_neuron_model(neuron)
+    treedef = jax.tree_util.tree_structure(single)
+    leaf_axes = treedef.flatten_up_to(axes)
+
+    def lanes_of(model, idx):
+        flat = jax.tree_util.tree_leaves(model)
+        return treedef.unflatten([x if ax is None else x[idx] for x, ax in zip(flat, leaf_axes)])
+
+    return single, axes, lanes_of

@@ -17,7 +17,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ._delays import check_delays
-from ._segment import _checked_w_in, _find_crossing, _flow_crossing, _one_neuron_model, first_of
+from ._segment import _checked_w_in, _find_crossing, _flow_crossing, first_of, lane_models
 from ._stored_loop import event_while_loop
 from ._synapses import Synapses
 
@@ -176,7 +176,7 @@ def windowed_run(
         raise ValueError(f"simulate: `max_pending` must be a positive int, got {max_pending!r}.")
     cap = max_pending + num_in
 
-    single, axes = _one_neuron_model(neuron)
+    single, axes, lanes_of = lane_models(neuron)
     t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
     state = neuron.state_size
 
@@ -249,16 +249,7 @@ def windowed_run(
     v_flow = v(lane_flow, 0, 0, 0, 0)
     v_root = v(lane_root, 0, 0, 0, 0)
     v_finish = v(lane_finish, *([0] * 6), None, *([0] * 7))
-    leaves, treedef = jax.tree_util.tree_flatten(single)
-    leaf_axes = treedef.flatten_up_to(axes)
     roots = min(n, max(32, max_window_spikes // 4))  # root finds per step, at most
-
-    def lanes_of(model, idx):
-        """The model restricted to the lanes `idx` (per-neuron leaves gathered)."""
-        flat = jax.tree_util.tree_leaves(model)
-        return treedef.unflatten(
-            [x if ax is None else x[idx] for x, ax in zip(flat, leaf_axes)]
-        )
 
     def lane_body(k: _LaneConsts, c: _Lanes, read):
         # the lane's next arrival: the earliest (then lowest tie key) of its group

@@ -31,6 +31,10 @@ def _weights(seed=1, mean=0.8, std=0.8, shape=(NIN, N)):
     return jnp.asarray(np.random.default_rng(seed).normal(mean, std, shape))
 
 
+# compiled once per input shape (the module runs on one xdist worker)
+_first_spikes = eqx.filter_jit(so.first_spikes)
+
+
 def _by_neuron(spikes):
     ids, times = np.asarray(spikes.neurons), np.asarray(spikes.times)
     return {int(i): float(t) for i, t in zip(ids, times) if i < spikes.num_neurons}
@@ -44,7 +48,7 @@ def _event_loop(neuron, inputs, w, **kw):
 
 def test_lif_spike_times_match_the_numpy_closed_form():
     inputs, w = _inputs(), _weights()
-    sim = so.first_spikes(so.LIF(N, tau_mem=0.02, tau_syn=0.01), T1, inputs, w)
+    sim = _first_spikes(so.LIF(N, tau_mem=0.02, tau_syn=0.01), T1, inputs, w)
     got = _by_neuron(sim.spikes)
     times, ids = np.asarray(inputs.times), np.asarray(inputs.neurons)
     fired = 0
@@ -63,7 +67,7 @@ def test_nonleaky_spike_times_match_mostafa():
     """Mostafa's setting: tau_syn = 1, threshold 1, times in units of tau_syn."""
     inputs = _inputs(count=10, t_max=1.5)
     w = _weights(mean=0.5, std=0.5)
-    sim = so.first_spikes(so.NonLeakyIF(N, tau_syn=1.0), 4.0, inputs, w)
+    sim = _first_spikes(so.NonLeakyIF(N, tau_syn=1.0), 4.0, inputs, w)
     got = _by_neuron(sim.spikes)
     times, ids = np.asarray(inputs.times), np.asarray(inputs.neurons)
     fired = 0
@@ -91,8 +95,25 @@ def test_matches_the_event_loop_with_gradients(neuron):
     """Spikes, slopes, final states and gradients (weights, input times, the model's
     parameters) equal the event loop's for neurons that fire at most once."""
     inputs, w = _inputs(), _weights()
-    closed = so.first_spikes(neuron, T1, inputs, w)
-    loop = _event_loop(neuron, inputs, w)
+
+    def loss(run):
+        def fn(p):
+            sim = run(eqx.combine(p, static))
+            t = jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)
+            value = jnp.sum(jnp.sin(100.0 * t) * (1 + sim.spikes.neurons)) + jnp.sum(
+                sim.y_final**2
+            )
+            return value, sim
+
+        return fn
+
+    tree = (neuron, w, inputs)
+    p, static = eqx.partition(tree, eqx.is_inexact_array)
+    closed_fn = loss(lambda t: so.first_spikes(t[0], T1, t[2], t[1]))
+    loop_fn = loss(lambda t: _event_loop(t[0], t[2], t[1]))
+    # each path's gradient and its simulation (the aux output): one compilation each
+    g_closed, closed = jax.jit(jax.grad(closed_fn, has_aux=True))(p)
+    g_loop, loop = jax.jit(jax.grad(loop_fn, has_aux=True))(p)
     a, b = _by_neuron(closed.spikes), _by_neuron(loop.spikes)
     assert a.keys() == b.keys() and len(a) > 5
     assert max(abs(a[k] - b[k]) for k in a) < 1e-12
@@ -102,21 +123,6 @@ def test_matches_the_event_loop_with_gradients(neuron):
         rtol=1e-9,
     )
 
-    def loss(run):
-        def fn(p):
-            sim = run(eqx.combine(p, static))
-            t = jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)
-            return jnp.sum(jnp.sin(100.0 * t) * (1 + sim.spikes.neurons)) + jnp.sum(
-                sim.y_final**2
-            )
-
-        return fn
-
-    tree = (neuron, w, inputs)
-    p, static = eqx.partition(tree, eqx.is_inexact_array)
-    closed_fn = loss(lambda t: so.first_spikes(t[0], T1, t[2], t[1]))
-    loop_fn = loss(lambda t: _event_loop(t[0], t[2], t[1]))
-    g_closed, g_loop = jax.grad(closed_fn)(p), jax.grad(loop_fn)(p)
     # the closed form is a function on its domain: the LIF's tau_syn follows
     # tau_mem / 2 (d/dtau_mem is the derivative along that tie, tau_syn gets none),
     # NonLeakyIF's bias stays 0 (none)
@@ -163,8 +169,9 @@ def test_batched_jit_layer_and_sequential():
     batch = [_inputs(seed=s) for s in range(4)]
     stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *batch)
     sims = eqx.filter_jit(jax.vmap(lambda x: model(x, T1)))(stacked)
+    unbatched = eqx.filter_jit(lambda x: model(x, T1))
     for s, x in enumerate(batch):
-        one = model(x, T1)
+        one = unbatched(x)
         for layer in range(2):
             np.testing.assert_array_equal(sims[layer].spikes.neurons[s], one[layer].spikes.neurons)
             np.testing.assert_allclose(sims[layer].spikes.times[s], one[layer].spikes.times)
@@ -180,14 +187,13 @@ def test_inputs_at_or_after_t1_and_at_t0():
         jnp.concatenate([base.times, jnp.asarray([T1, T1 + 0.01])]),
         jnp.concatenate([base.neurons, jnp.asarray([0, 1], jnp.int32)]), NIN,
     )  # fmt: skip
-    a, b = so.first_spikes(neuron, T1, base, w), so.first_spikes(neuron, T1, late, w)
+    a, b = _first_spikes(neuron, T1, base, w), _first_spikes(neuron, T1, late, w)
     assert _by_neuron(a.spikes) == _by_neuron(b.spikes)
     np.testing.assert_allclose(a.y_final, b.y_final, rtol=0, atol=1e-14)
     start = so.SpikeTrain(jnp.asarray([0.0, jnp.inf]), jnp.asarray([0, NIN], jnp.int32), NIN)
-    closed = so.first_spikes(neuron, T1, start, 5.0 * w)
-    assert _by_neuron(closed.spikes) == pytest.approx(
-        _by_neuron(_event_loop(neuron, start, 5.0 * w).spikes), abs=1e-13
-    )
+    closed = _first_spikes(neuron, T1, start, 5.0 * w)
+    loop = eqx.filter_jit(_event_loop)(neuron, start, 5.0 * w)
+    assert _by_neuron(closed.spikes) == pytest.approx(_by_neuron(loop.spikes), abs=1e-13)
 
 
 def test_bad_input_is_reported():

@@ -35,19 +35,32 @@ def _fd(fn, p, v, h):
     return (fn(plus) - fn(minus)) / (2 * h)
 
 
+def _times_twice(p):
+    times = spike_times(p)[0]
+    return times, times  # (output, aux): each Jacobian evaluation also gives the values
+
+
+# reverse mode (the default adjoint), compiled once for both tests (the module's tests
+# run on one xdist worker, tests/conftest.py): the Jacobian of the spike times, and the
+# times themselves (for finite differences)
+_jacrev_and_times = jax.jit(jax.jacrev(_times_twice, has_aux=True))
+V = (jnp.array([1e-3, -2e-3, 1e-3]), jnp.array(0.05), jnp.array([1e-4, -1e-4, 2e-4, 0.0]))
+
+
 def test_jacfwd_matches_reverse_mode_and_finite_differences():
-    times, count = spike_times(P, FORWARD)
+    # one directional derivative (jax.jvp), with the spike count of that run
+    _, tangent, count = jax.jit(
+        lambda p, v: jax.jvp(lambda q: spike_times(q, FORWARD), (p,), (v,), has_aux=True)
+    )(P, V)
     assert int(count) >= 8
-    jac_fwd = jax.jacfwd(lambda p: spike_times(p, FORWARD)[0])(P)
-    jac_rev = jax.jacrev(lambda p: spike_times(p)[0])(P)
+    jac_fwd = jax.jit(jax.jacfwd(lambda p: spike_times(p, FORWARD)[0]))(P)
+    jac_rev, _ = _jacrev_and_times(P)
     for a, b in zip(jac_fwd, jac_rev):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
-    # one directional derivative against central differences (Richardson)
-    v = (jnp.array([1e-3, -2e-3, 1e-3]), jnp.array(0.05), jnp.array([1e-4, -1e-4, 2e-4, 0.0]))
-    _, tangent = jax.jvp(lambda p: spike_times(p, FORWARD)[0], (P,), (v,))
-    f = jax.jit(lambda p: spike_times(p)[0])
+    # the directional derivative against central differences (Richardson)
+    f = lambda p: _jacrev_and_times(p)[1]  # noqa: E731
     h = 1e-3
-    fd = (4 * _fd(f, P, v, h / 2) - _fd(f, P, v, h)) / 3
+    fd = (4 * _fd(f, P, V, h / 2) - _fd(f, P, V, h)) / 3
     scale = float(jnp.max(jnp.abs(tangent)))
     assert float(jnp.max(jnp.abs(tangent - fd))) <= 1e-6 * scale
 
@@ -56,10 +69,15 @@ def test_hessian_vector_product_matches_finite_differences_of_the_gradient():
     def loss_fwd(p):
         return jnp.sum(spike_times(p, FORWARD)[0] ** 2)
 
-    v = (jnp.array([1e-3, -2e-3, 1e-3]), jnp.array(0.05), jnp.array([1e-4, -1e-4, 2e-4, 0.0]))
+    v = V
     # forward over forward: the directional derivative of the (forward-mode) gradient
-    _, hvp = jax.jvp(jax.jacfwd(loss_fwd), (P,), (v,))
-    grad = jax.jit(jax.grad(lambda p: jnp.sum(spike_times(p)[0] ** 2)))
+    _, hvp = jax.jit(lambda p, v: jax.jvp(jax.jacfwd(loss_fwd), (p,), (v,)))(P, v)
+
+    def grad(p):
+        """Reverse-mode gradient of sum(times^2): 2 J^T times (J by `jax.jacrev`)."""
+        jac, times = _jacrev_and_times(p)
+        return jax.tree.map(lambda j: jnp.tensordot(2 * times, j, axes=1), jac)
+
     h = 1e-3
     fd = jax.tree.map(
         lambda a, b: (4 * a - b) / 3,

@@ -13,7 +13,19 @@ import spikeode as so
 from spikeode._verify import CHECKS
 
 
-@pytest.mark.parametrize("name", list(CHECKS))
+# The rows that take longest run in the slow suite (`make test-slow`; all rows run in
+# `make check`). The default suite covers those models by their own tests:
+# tests/test_numerical_models.py (EIF, adaptive LIF against SciPy), test_adjoint.py
+# (adaptive LIF gradients), test_qif.py (pseudodynamics), test_smooth.py (gated
+# networks), the feed-forward LIF by the other rows and test_first_spike.py.
+SLOW_CHECKS = ("exp-if", "adaptive-lif", "qif-pseudo", "lif-feedforward", "smooth-gated")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_CHECKS else name
+     for name in CHECKS],
+)  # fmt: skip
 def test_builtin_checks(name):
     """Spike times against closed form / SciPy and gradients against finite
     differences, on the configurations `spikeode check` runs."""
@@ -61,25 +73,38 @@ def _loss(net, inputs):
     return jnp.sum(jnp.where(out.valid, (out.times - 0.02) ** 2, 0.0))
 
 
+def _loss_and_spikes(net, inputs):
+    out = net(inputs, 0.06)[-1].spikes
+    return jnp.sum(jnp.where(out.valid, (out.times - 0.02) ** 2, 0.0)), out
+
+
+def _batch_loss_and_spikes(net, batch):
+    losses, spikes = jax.vmap(lambda x: _loss_and_spikes(net, x))(batch)
+    return jnp.sum(losses), spikes
+
+
+# Gradient and output spikes of one sample, and of a batch under `vmap` (the spikes of
+# the forward pass inside the gradient computation): the network is an argument, so
+# both tests of the 6-8-3 network below share these compilations (they run on one xdist
+# worker, tests/conftest.py).
+_sample_grad = eqx.filter_jit(eqx.filter_grad(_loss_and_spikes, has_aux=True))
+_batch_grad = eqx.filter_jit(eqx.filter_grad(_batch_loss_and_spikes, has_aux=True))
+
+
 def test_vmap_equals_per_sample():
     net = _two_layer(0)
     batch = _batch(np.random.default_rng(0), 5, 6)
-    run = eqx.filter_jit(jax.vmap(lambda x: net(x, 0.06)[-1].spikes))
-    batched = run(batch)
-    grads = eqx.filter_jit(eqx.filter_grad(lambda n: jnp.sum(jax.vmap(lambda x: _loss(n, x))(batch))))(net)
+    grads, batched = _batch_grad(net, batch)
     total = None
-    one_grad = eqx.filter_jit(eqx.filter_grad(_loss))
-    run_one = eqx.filter_jit(lambda x: net(x, 0.06)[-1].spikes)
     counts = []
     for b in range(5):
         sample = jax.tree_util.tree_map(lambda x: x[b], batch)
-        single = run_one(sample)
+        g, single = _sample_grad(net, sample)
         counts.append(int(single.num_spikes))
         np.testing.assert_array_equal(np.asarray(batched.neurons[b]), np.asarray(single.neurons))
         np.testing.assert_allclose(
             np.asarray(batched.times[b]), np.asarray(single.times), rtol=0, atol=1e-12
         )
-        g = one_grad(net, sample)
         total = g if total is None else jax.tree_util.tree_map(jnp.add, total, g)
     assert sum(counts) > 10
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(total)):
@@ -94,8 +119,8 @@ from test_gradients import _two_layer, _batch, _loss
 import equinox as eqx
 net = _two_layer(1, dtype=jnp.float32)
 batch = _batch(np.random.default_rng(1), 3, 6, dtype=np.float32)
-out = jax.vmap(lambda x: net(x, 0.06)[-1].spikes)(batch)
-g = eqx.filter_grad(lambda n: _loss(n, jax.tree_util.tree_map(lambda x: x[0], batch)))(net)
+out = eqx.filter_jit(lambda n, b: jax.vmap(lambda x: n(x, 0.06)[-1].spikes)(b))(net, batch)
+g = eqx.filter_jit(eqx.filter_grad(_loss))(net, jax.tree_util.tree_map(lambda x: x[0], batch))
 # A segment from a to b with a + (b - a) != b in float32 must still end exactly at b.
 import spikeode as so
 a, b = np.float32(0.0014159835), np.float32(0.0062141637)
@@ -127,11 +152,15 @@ def test_float32_matches_float64():
     assert res["dtype"] == "float32" and res["gdtype"] == "float32"
     net64 = _two_layer(1)
     batch = _batch(np.random.default_rng(1), 3, 6)
-    out64 = jax.vmap(lambda x: net64(x, 0.06)[-1].spikes)(batch)
+    # float64, sample by sample (equal to the batched run: test_vmap_equals_per_sample),
+    # through the compilations that test shares
+    per_sample = [_sample_grad(net64, jax.tree_util.tree_map(lambda x: x[b], batch))
+                  for b in range(3)]  # fmt: skip
+    out64 = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[s for _, s in per_sample])
     np.testing.assert_array_equal(np.asarray(res["neurons"]), np.asarray(out64.neurons))
     t32 = np.asarray(res["times"])
     np.testing.assert_allclose(t32, np.asarray(out64.times), rtol=0, atol=2e-6)
-    g64 = eqx.filter_grad(lambda n: _loss(n, jax.tree_util.tree_map(lambda x: x[0], batch)))(net64)
+    g64 = per_sample[0][0]
     w64 = np.asarray(g64.layers[0].w_in)
     assert np.max(np.abs(w64 - np.asarray(res["grad"]))) <= 1e-4 * np.max(np.abs(w64))
 
@@ -214,9 +243,10 @@ def test_gradient_wrt_coinciding_input_times():
         return jnp.sum(jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)), sim
 
     t_in = jnp.array([0.01, 0.01, 0.01])
-    grad = jax.grad(lambda t: fn(t)[0])(t_in)
+    value = jax.jit(lambda t: fn(t)[0])  # compiled once (not op by op for every call)
+    grad = jax.jit(jax.grad(lambda t: fn(t)[0]))(t_in)
     h = 1e-7
-    fd = [(fn(t_in.at[k].add(h))[0] - fn(t_in.at[k].add(-h))[0]) / (2 * h) for k in range(3)]
+    fd = [(value(t_in.at[k].add(h)) - value(t_in.at[k].add(-h))) / (2 * h) for k in range(3)]
     np.testing.assert_allclose(np.asarray(grad), np.asarray(fd), rtol=1e-6)
     # the weight-6 input dominates; the gradient is not all on the first input
     assert float(grad[2]) > 0.5 and float(grad[0]) < 0.5

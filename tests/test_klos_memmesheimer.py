@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# the example's training runs (about a minute): in `make test-slow` and `make reproduce`
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def km(load_example):

@@ -3,6 +3,7 @@ recurrent weights: the same spikes, states and gradients as the coupled loop."""
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,8 +58,11 @@ def _loss(build, per_neuron, **kw):
 def test_per_neuron_loop_matches_the_coupled_loop(build):
     p = _params()
     save_ts = jnp.linspace(0.0, T1, 7)
-    coupled = _run(build, p, False, save_ts=save_ts)
-    single = _run(build, p, True, save_ts=save_ts)
+    # the coupled loop's gradient and simulation (one compilation), and the per-neuron
+    # loop's gradient against finite differences, with its simulation (`report.aux`)
+    g_coupled, coupled = jax.jit(jax.grad(_loss(build, False, save_ts=save_ts), has_aux=True))(p)
+    report = so.check_grads(_loss(build, True, save_ts=save_ts), p)
+    single = report.aux
     counts = coupled.spikes.counts()
     assert int(coupled.spikes.num_spikes) >= 12 and int(jnp.max(counts)) >= 3
     np.testing.assert_array_equal(single.spikes.neurons, coupled.spikes.neurons)
@@ -66,9 +70,6 @@ def test_per_neuron_loop_matches_the_coupled_loop(build):
     np.testing.assert_allclose(single.y_final, coupled.y_final, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(single.ys, coupled.ys, rtol=1e-10, atol=1e-12)
     assert not bool(single.overflow)
-
-    g_coupled = jax.grad(lambda q: _loss(build, False)(q)[0])(p)
-    report = so.check_grads(_loss(build, True), p)
     assert report.passed, report
     for a, b in zip(report.grad, g_coupled):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * float(jnp.max(jnp.abs(b))))
@@ -85,8 +86,9 @@ def test_per_neuron_layers_in_a_sequential_network():
                                max_spikes_per_neuron=5 if per_neuron else None),
         ])  # fmt: skip
 
-    out_a = net(False)(_inputs(), T1)
-    out_b = net(True)(_inputs(), T1)
+    run = eqx.filter_jit(lambda net, x: net(x, T1))  # one compilation per network
+    out_a = run(net(False), _inputs())
+    out_b = run(net(True), _inputs())
     assert int(out_a[-1].spikes.num_spikes) >= 3
     for a, b in zip(out_a, out_b):
         np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
@@ -96,8 +98,9 @@ def test_per_neuron_layers_in_a_sequential_network():
 def test_per_neuron_pseudodynamics_matches_the_coupled_loop():
     p = _params()
     pseudo = so.Pseudodynamics(trial_end=0.03, drive=1.0)
-    a = _run(_theta_layer, p, False, pseudodynamics=pseudo)
-    b = _run(_theta_layer, p, True, pseudodynamics=pseudo)
+    run = jax.jit(lambda p, per_neuron: _run(_theta_layer, p, per_neuron, pseudodynamics=pseudo),
+                  static_argnums=1)  # fmt: skip
+    a, b = run(p, False), run(p, True)
     assert int(jnp.sum(a.spikes.times > 0.03)) >= 6
     np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
     np.testing.assert_allclose(a.spikes.times, b.spikes.times, rtol=1e-12)

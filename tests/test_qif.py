@@ -22,12 +22,17 @@ def _valid_times(train):
     return np.asarray(train.times)[np.asarray(train.valid)]
 
 
+@eqx.filter_jit  # one compilation for every bias (the module runs on one xdist worker)
+def _constant_drive(neuron, t1):
+    return so.simulate(neuron, t1, max_spikes=400)
+
+
 @pytest.mark.parametrize("bias", [0.26, 0.3, 1.0, 5.0, 40.0])
 def test_theta_neuron_constant_drive_is_periodic(bias):
     """From V = 0 the first spike is at tau (pi/2 + atan(1/(2 sqrt(eta))))/sqrt(eta),
     then one every period tau pi / sqrt(eta), eta = bias - 1/4."""
     tau, t1 = 0.7, 30.0
-    sim = so.simulate(so.ThetaNeuron(1, tau=tau, bias=bias), t1, max_spikes=400)
+    sim = _constant_drive(so.ThetaNeuron(1, tau=tau, bias=bias), t1)
     t = _valid_times(sim.spikes)
     r = np.sqrt(bias - 0.25)
     first = tau * (np.pi / 2 + np.arctan(0.5 / r)) / r
@@ -62,11 +67,10 @@ def test_qif_numerical_integration_matches_closed_form():
     w = jnp.asarray(rng.normal(3.0, 2.0, (2, 3)))
     w_rec = jnp.asarray(rng.normal(0.5, 1.0, (3, 3)))
     tau = jnp.array([1.0, 0.7, 1.4])
-    exact = so.simulate(so.QIF(3, tau_mem=tau), 10.0, inputs, w, w_rec=w_rec, max_spikes=32)
-    numeric = so.simulate(
-        so.QIF(3, tau_mem=tau, tau_syn=tau / 2, bias=0.0), 10.0, inputs, w, w_rec=w_rec,
-        max_spikes=32,
-    )  # fmt: skip
+    run = eqx.filter_jit(lambda neuron: so.simulate(neuron, 10.0, inputs, w, w_rec=w_rec,
+                                                    max_spikes=32))  # fmt: skip
+    exact = run(so.QIF(3, tau_mem=tau))
+    numeric = run(so.QIF(3, tau_mem=tau, tau_syn=tau / 2, bias=0.0))
     assert so.QIF(3).has_flow and not so.QIF(3, bias=0.0).has_flow
     assert int(exact.spikes.num_spikes) >= 6
     np.testing.assert_array_equal(exact.spikes.neurons, numeric.spikes.neurons)
@@ -136,7 +140,7 @@ def test_pseudodynamics_make_the_loss_continuous_where_a_spike_enters():
 
 def test_pseudodynamics_give_the_missing_spike_a_gradient():
     w2 = jnp.asarray(1.5)  # second spike missing from the trial
-    g_penalty, g_flat = jax.jacrev(lambda w: jnp.stack(_plain_losses(w)[:2]))(w2)
+    g_penalty, g_flat = jax.jit(jax.jacrev(lambda w: jnp.stack(_plain_losses(w)[:2])))(w2)
     assert g_penalty == 0.0 and g_flat == 0.0  # nothing pulls the spike in
     report = so.check_grads(_pseudo_loss, w2)
     assert report.passed and report.max_rel_error <= 1e-6, report

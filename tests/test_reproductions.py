@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# the examples' training runs (about a minute): in `make test-slow` and `make reproduce`
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def mostafa(load_example):

@@ -4,6 +4,7 @@ finders."""
 from __future__ import annotations
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,16 +61,17 @@ def _input_driven():
 
 def test_numerical_solver_and_other_root_finder_agree_with_exact():
     neuron, inputs, w_in = _input_driven()
-    exact = so.simulate(neuron, 0.08, inputs, w_in, max_spikes=64)
+    # compiled (once per solver and root finder) rather than run op by op
+    run = eqx.filter_jit(lambda kw: so.simulate(neuron, 0.08, inputs, w_in, max_spikes=64, **kw))
+    exact = run({})
     assert int(exact.spikes.num_spikes) >= 8
-    tsit = so.simulate(
-        neuron, 0.08, inputs, w_in, max_spikes=64, solver=diffrax.Tsit5(),
+    tsit = run(dict(
+        solver=diffrax.Tsit5(),
         stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-11, dtmax=1e-3),
-    )
-    bisect = so.simulate(
-        neuron, 0.08, inputs, w_in, max_spikes=64,
+    ))  # fmt: skip
+    bisect = run(dict(
         root_finder=optx.Bisection(rtol=1e-13, atol=1e-13, expand_if_necessary=True),
-    )
+    ))  # fmt: skip
     for other, tol in ((tsit, 1e-8), (bisect, 1e-12)):
         np.testing.assert_array_equal(np.asarray(other.spikes.neurons), np.asarray(exact.spikes.neurons))
         valid = np.asarray(exact.spikes.valid)
@@ -94,7 +96,7 @@ def test_exact_solver_as_a_diffrax_solver_matches_the_loop():
     neuron = so.LIF(2, tau_mem=0.02, tau_syn=0.005, bias=jnp.array([1.5, 2.0]))
     y0 = neuron.init_state()
     refractory = jnp.zeros(2, bool)
-    loop = so.simulate(neuron, 0.1, max_spikes=64)
+    loop = eqx.filter_jit(lambda neuron: so.simulate(neuron, 0.1, max_spikes=64))(neuron)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(neuron_vector_field), so.ExactSolver(), 0.0, 0.1, None, y0,
         SegmentArgs(neuron, refractory),

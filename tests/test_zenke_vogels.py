@@ -267,6 +267,7 @@ def example(load_example):
     return load_example("zenke_vogels").run(fast=True, log=lambda *_: None)
 
 
+@pytest.mark.slow  # (the example's training runs: about 40 s)
 def test_example_fast_mode(example):
     assert "exact" not in example["yinyang"]  # fast mode: exact side on Randman only
     for task, side in (("randman", "exact"), ("randman", "surrogate"), ("yinyang", "surrogate")):

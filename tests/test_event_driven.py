@@ -1,0 +1,139 @@
+"""The event-driven loop (`loop="event"`): each neuron advanced only at its own events.
+
+References: the independent SciPy simulator (its own integration and arrival queue)
+for spike times; the coupled loop for final states and gradients (itself checked
+against finite differences and references elsewhere); finite differences for the
+event loop's own gradients."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spikeode as so
+from spikeode._verify import reference_lif
+
+from conftest import assert_same_runs
+
+T1 = 0.1
+
+
+def _sparse_network(seed=0, n=30, n_in=4, p=0.2):
+    rng = np.random.default_rng(seed)
+    inputs = so.SpikeTrain.from_lists([np.sort(rng.uniform(0, 0.06, 5)) for _ in range(n_in)])
+    mask = rng.uniform(size=(n, n)) < p
+    w_rec = np.where(mask, rng.normal(0.1, 0.5, (n, n)), 0.0)
+    syn = so.Synapses.from_dense(jnp.asarray(w_rec))
+    neuron = so.LIF(n, tau_mem=20e-3, tau_syn=5e-3, bias=jnp.asarray(rng.uniform(0.9, 1.1, n)),
+                    refractory_period=2e-3)  # fmt: skip
+    w_in = jnp.asarray(rng.normal(0.6, 0.3, (n_in, n)))
+    return neuron, inputs, w_in, syn, w_rec
+
+
+def _loss_fn(inputs, syn, loop, **options):
+    def fn(p):
+        x = so.SpikeTrain(p["in_times"], inputs.neurons, inputs.num_neurons)
+        w_rec = eqx.tree_at(lambda s: s.weight, syn, p["w_syn"]) if syn is not None else p["w_rec"]
+        sim = so.simulate(p["neuron"], T1, x, p["w_in"], w_rec=w_rec, max_spikes=300,
+                          loop=loop, **options)  # fmt: skip
+        t = jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)
+        return jnp.sum(jnp.sin(50 * t)) + jnp.sum(sim.y_final**2), sim
+
+    return fn
+
+
+def _compare(neuron, inputs, w_in, syn, **options):
+    params = dict(neuron=neuron, w_in=w_in, in_times=inputs.times, w_syn=syn.weight)
+    out = {}
+    for loop in ("coupled", "event"):
+        fn = _loss_fn(inputs, syn, loop, **options)
+        out[loop] = eqx.filter_jit(eqx.filter_value_and_grad(fn, has_aux=True))(params)
+    (_, a), ga = out["coupled"]
+    (_, b), gb = out["event"]
+    assert_same_runs(a, ga, b, gb, min_spikes=20)
+    return b
+
+
+def test_event_loop_matches_scipy_reference_and_coupled_loop():
+    neuron, inputs, w_in, syn, w_rec = _sparse_network()
+    sim = _compare(neuron, inputs, w_in, syn)
+    times, ids = reference_lif(neuron, T1, inputs, np.asarray(w_in), w_rec)
+    k = int(sim.spikes.num_spikes)
+    assert k == len(times)
+    np.testing.assert_array_equal(np.asarray(sim.spikes.neurons[:k]), ids)
+    assert np.max(np.abs(np.asarray(sim.spikes.times[:k]) - times)) < 1e-11
+
+
+def test_event_loop_with_presynaptic_delays_matches_scipy_reference():
+    neuron, inputs, w_in, _, w_rec = _sparse_network(1)
+    d = np.random.default_rng(1).uniform(0.5e-3, 3e-3, (neuron.num_neurons, 1))
+    sim = so.simulate(neuron, T1, inputs, w_in, w_rec=jnp.asarray(w_rec), delays=jnp.asarray(d),
+                      loop="event", max_spikes=300, max_pending=64)  # fmt: skip
+    times, ids = reference_lif(neuron, T1, inputs, np.asarray(w_in), w_rec, delays=d)
+    k = int(sim.spikes.num_spikes)
+    assert k == len(times) and k > 20
+    np.testing.assert_array_equal(np.asarray(sim.spikes.neurons[:k]), ids)
+    assert np.max(np.abs(np.asarray(sim.spikes.times[:k]) - times)) < 1e-11
+
+
+def test_event_loop_two_port_lif_matches_coupled_loop():
+    # ExcInhLIF: a closed form whose safe steps end at voltage peaks (found by
+    # bisection): predictions that end in checks
+    _, inputs, w_in, syn, _ = _sparse_network(2)
+    neuron = so.ExcInhLIF(30, tau_mem=10e-3, tau_exc=3e-3, tau_inh=15e-3, bias=0.95,
+                          refractory_period=1e-3)  # fmt: skip
+    _compare(neuron, inputs, w_in, syn)
+
+
+def test_event_loop_gradients_match_finite_differences():
+    neuron, inputs, w_in, syn, _ = _sparse_network(3, n=10, p=0.4)
+    fn = _loss_fn(inputs, syn, "event")
+    params = dict(neuron=neuron, w_in=w_in, in_times=inputs.times, w_syn=syn.weight)
+    report = so.check_grads(fn, params, rtol=1e-7)
+    assert report.passed and report.num_spikes > 10, str(report)
+
+
+def test_auto_picks_the_event_loop_for_sparse_synapses(monkeypatch):
+    import spikeode._loop
+
+    calls = []
+    real = spikeode._loop.event_driven_run
+    monkeypatch.setattr(spikeode._loop, "event_driven_run",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
+    neuron, inputs, w_in, syn, w_rec = _sparse_network(4, n=12)
+    ts = jnp.linspace(0.0, T1, 5)
+    sim = so.simulate(neuron, T1, inputs, w_in, w_rec=syn, max_spikes=200, save_ts=ts)
+    assert calls == [1]
+    dense = so.simulate(neuron, T1, inputs, w_in, w_rec=jnp.asarray(w_rec), max_spikes=200,
+                        save_ts=ts)  # fmt: skip
+    assert calls == [1]  # (dense weights: the coupled loop)
+    k = int(dense.spikes.num_spikes)
+    assert k > 5
+    np.testing.assert_array_equal(sim.spikes.neurons, dense.spikes.neurons)
+    np.testing.assert_allclose(sim.spikes.times[:k], dense.spikes.times[:k], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sim.ys, dense.ys, rtol=1e-10, atol=1e-12)
+
+
+def test_event_loop_errors():
+    neuron, inputs, w_in, syn, w_rec = _sparse_network(5, n=12)
+    run = lambda **kw: so.simulate(neuron, T1, inputs, w_in, **({"max_spikes": 200} | kw))
+    # (run-time checks: equinox.error_if)
+    with pytest.raises(Exception, match="max_spikes=3 spikes"):
+        run(w_rec=syn, loop="event", max_spikes=3)
+    with pytest.raises(ValueError, match="closed-form `flow`"):
+        so.simulate(so.AdaptiveLIF(12), T1, inputs, w_in, w_rec=syn, loop="event",
+                    max_spikes=10)  # fmt: skip
+    with pytest.raises(ValueError, match="depend only on the presynaptic neuron"):
+        run(w_rec=jnp.asarray(w_rec), delays=jnp.full((12, 12), 1e-3), loop="event")
+    per_synapse = eqx.tree_at(lambda s: s.delay, syn,
+                              jnp.linspace(1e-3, 2e-3, syn.num_synapses))  # fmt: skip
+    with pytest.raises(Exception, match="depend only on the presynaptic neuron"):
+        run(w_rec=per_synapse, loop="event")
+    with pytest.raises(Exception, match="max_pending=1 delayed"):
+        run(w_rec=jnp.asarray(w_rec), delays=5e-3, loop="event", max_pending=1)
+    with pytest.raises(ValueError, match="does not support EventPropAdjoint"):
+        run(w_rec=syn, loop="event", adjoint=so.EventPropAdjoint())
+    twice = so.Synapses.concatenate([syn, syn])
+    with pytest.raises(ValueError, match="one synapse per"):
+        run(w_rec=twice, loop="event")
