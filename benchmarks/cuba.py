@@ -53,6 +53,8 @@ With delay 0 the event-driven loop (`loop="event"`: each spike updates only its
 targets) gets the `Synapses` (zero delays: the kick applied in the spike's jump);
 `--zero-delay-loop coupled` runs the coupled loop instead (every neuron advanced at
 every event), and `--zero-delay-form dense` passes it the equivalent dense `w_rec`.
+`--delay-loop event` runs the 1 ms delay by the event-driven loop (one pending arrival
+per spike) instead of the windowed loop; `--delays 0` or `--delays 1` runs one delay.
 
 Writes `benchmarks/results/cuba.json` (machine, versions, command line, every entry)
 and prints a summary table. `--plot` writes `docs/figures/cuba_scaling.png` from the
@@ -207,9 +209,10 @@ def spikeode_worker(args):
     y0[:, 0] = initial_voltage(n)
     y0 = jnp.asarray(y0)
 
-    windowed = delay > 0
-    coupled_dense = not windowed and args.zero_delay_form == "dense"
+    windowed = delay > 0 and args.delay_loop == "windowed"
+    coupled_dense = delay == 0 and args.zero_delay_form == "dense"
     zero_loop = "coupled" if coupled_dense else args.zero_delay_loop
+    other_loop = args.delay_loop if delay > 0 else zero_loop
     caps = {"max_spikes": max(64, int(args.rate_bound * n * t1))}
     if windowed:
         caps["max_window_spikes"] = min(n, max(64, n // 8))
@@ -234,7 +237,7 @@ def spikeode_worker(args):
     res = {
         "dtype": args.dtype, "mode": args.mode, "model": model,
         "checkpoints": checkpoints,
-        "loop": "windowed" if windowed else zero_loop,
+        "loop": other_loop,
         "w_rec_form": "Synapses" if not coupled_dense else
         "dense matrix from the Synapses, delays=None (kick in the spike's jump)",
         "window_s": WINDOW if windowed else None,
@@ -257,7 +260,7 @@ def spikeode_worker(args):
         # needs concrete indices, and the event loop needs the delays known to be zero:
         # close over the synapses instead of passing them (the weights are traced)
         s = eqx.tree_at(lambda s: s.weight, syn, w)
-        return so.simulate(neuron, t1, w_rec=s, y0=y0, loop=zero_loop, **caps)
+        return so.simulate(neuron, t1, w_rec=s, y0=y0, loop=other_loop, **caps)
 
     def make(caps):
         def forward(w, syn_arg, y0):
@@ -424,7 +427,7 @@ def run_child(args, kind, n, delay, extra=()):
            "--delay", repr(delay), "--t1", repr(args.t1), "--dir", args.dir,
            "--timeout", repr(args.timeout), "--repeats", str(args.repeats),
            "--rate-bound", repr(args.rate_bound), "--zero-delay-form", args.zero_delay_form,
-           "--zero-delay-loop", args.zero_delay_loop,
+           "--zero-delay-loop", args.zero_delay_loop, "--delay-loop", args.delay_loop,
            "--brian2-target", args.brian2_target, "--grad-checkpoints", args.grad_checkpoints,
            *extra]
     log(f"== {kind} N={n} delay={delay:g} {' '.join(extra)}")
@@ -620,6 +623,11 @@ def main(argv=None):
                         help="Hz; max_spikes = rate bound x N x t1")
     parser.add_argument("--tol", type=float, default=1e-3,
                         help="compare_trains tolerance (s) for the divergence time")
+    parser.add_argument("--delay-loop", choices=("windowed", "event"), default="windowed",
+                        help="spikeode's loop for the 1 ms delay (default: windowed)")
+    parser.add_argument("--delays", default="1,0",
+                        help="delays to run, in ms (default 1,0; 1 is the only positive "
+                             "delay the windowed loop's window fits)")
     parser.add_argument("--zero-delay-loop", choices=("event", "coupled"), default="event",
                         help="spikeode's loop for delay 0 (default: event)")
     parser.add_argument("--zero-delay-form", choices=("dense", "synapses"), default="synapses",
@@ -653,7 +661,9 @@ def main(argv=None):
         args.sizes, args.t1 = "1000", 0.2
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     args.brian2_dts = [float(x) for x in args.brian2_dts.split(",") if x.strip()]
-    cases = [(n, 1e-3) for n in sizes] + [(n, 0.0) for n in sizes if n <= args.zero_delay_max_n]
+    delays = [float(d) * 1e-3 for d in args.delays.split(",")]
+    cases = [(n, d) for d in delays if d > 0 for n in sizes] + [
+        (n, 0.0) for n in sizes if 0.0 in delays and n <= args.zero_delay_max_n]
 
     wall0 = time.perf_counter()
     args.dir = args.keep_trains or tempfile.mkdtemp(prefix="cuba_")
@@ -672,7 +682,8 @@ def main(argv=None):
             "repeats": args.repeats, "rate_bound_hz": args.rate_bound, "tol_s": args.tol,
             "brian2_dts_s": args.brian2_dts, "brian2_target": args.brian2_target,
             "zero_delay_max_n": args.zero_delay_max_n, "grad_max_n": args.grad_max_n,
-            "zero_delay_form": args.zero_delay_form, "zero_delay_loop": args.zero_delay_loop, "grad_checkpoints": args.grad_checkpoints,
+            "zero_delay_form": args.zero_delay_form, "zero_delay_loop": args.zero_delay_loop,
+            "delay_loop": args.delay_loop, "delays_ms": args.delays, "grad_checkpoints": args.grad_checkpoints,
             "network": {
                 "model": "ExcInhLIF (Vogels-Abbott CUBA, units of the threshold distance)",
                 "tau_mem_s": TAU_MEM, "tau_exc_s": TAU_EXC, "tau_inh_s": TAU_INH,

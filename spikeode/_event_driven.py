@@ -20,7 +20,6 @@ from jaxtyping import Array
 from ._segment import (
     _find_crossing,
     _flow_crossing,
-    argmin,
     earliest_pending,
     first_of,
     lane_models,
@@ -240,11 +239,16 @@ def event_driven_run(
 
     def body(k: _Consts, c: _Net, read):
         # ---- the next event: spikes, saves, input arrivals, recurrent arrivals,
-        # checks (ends of safe steps and refractory periods), in this order at ties
-        j_s = argmin(jnp.where(c.spike, c.pred, jnp.inf))
-        t_spk = jnp.where(c.spike[j_s], c.pred[j_s], jnp.inf)
-        j_c = argmin(jnp.where(c.spike, jnp.inf, c.pred))
-        t_chk = jnp.where(c.spike[j_c], jnp.inf, c.pred[j_c])
+        # checks (ends of safe steps), in this order at ties. The earliest prediction,
+        # a crossing before a check at equal times (then the lowest index), by two
+        # plain reductions: if it is a crossing, no check comes before it; if it is a
+        # check, no crossing does.
+        earliest = jnp.min(c.pred)
+        rank = jnp.where(c.pred == earliest, jnp.where(c.spike, 0, n) + jnp.arange(n), 2 * n)
+        j_s = jnp.min(rank) % n
+        t_next = c.pred[j_s]
+        t_spk = jnp.where(c.spike[j_s], t_next, jnp.inf)
+        t_chk = jnp.where(c.spike[j_s], jnp.inf, t_next)
         t_in = read("in_times", c.in_ptr)
         t_save = read("save", c.save_ptr)
         if delayed:
@@ -274,7 +278,7 @@ def event_driven_run(
         valid = pos < k.offsets[pre + 1]
         pos = jnp.where(valid, pos, e)
         w = jnp.concatenate([jnp.zeros((1,), dtype), read("syn_w", pos)])
-        j = jnp.where(is_spk, j_s, j_c)
+        j = j_s
         targets = jnp.where(valid & reach, k.syn_post[pos], n)
         # (where the neuron is its own target, that lane alone carries its update)
         j_lane = jnp.where((is_spk | is_chk) & ~jnp.any(targets == j), j, n)

@@ -281,11 +281,12 @@ def simulate(
       events, its next crossing predicted exactly; an event costs O(fan-out), not
       O(n); closed-form models, recurrent delays zero or per presynaptic neuron, not
       `EventPropAdjoint`), `"windowed"` (see `window`) or `"auto"` (the default):
-      windowed when the recurrent delays are concrete (not traced) and all `> 0`, and
+      event-driven for `Synapses` with delays known (concrete) to be zero or to
+      depend only on the presynaptic neuron, and a closed-form model; else windowed
+      when the recurrent delays are concrete and all `> 0`, or `window` is given, and
       no option needs another loop (`save_ts`, `EventPropAdjoint`,
-      `max_spikes_per_neuron`); event-driven for `Synapses` with delays known to be
-      zero or per presynaptic neuron and a closed-form model; else coupled. All give
-      the same spikes and gradients.
+      `max_spikes_per_neuron`); else coupled. All give the same spikes and
+      gradients.
     - `window`: the windowed loop's window length (a Python float, `<=` every
       recurrent delay; default the smallest delay). Within a window every neuron's
       arrivals are known, so all neurons advance in parallel, each by its own loop
@@ -510,7 +511,13 @@ def _choose_loop(loop, window, kwargs, *, max_spikes_per_neuron, neuron):
                 "loop='coupled'."
             )
         return "event", None
-    event_ok = not blockers  # (the event-driven loop supports save_ts)
+    # sparse synapses whose delays are known to be zero or per presynaptic neuron: the
+    # event-driven loop (also faster than the windowed loop there: docs/scaling.md)
+    if (
+        loop == "auto" and window is None and not blockers and closed_form
+        and isinstance(kwargs["w_rec"], Synapses) and _per_presynaptic_or_zero(kwargs)
+    ):  # fmt: skip
+        return "event", None
     if kwargs["save_ts"] is not None:
         blockers.append("save_ts")
     delayed = kwargs["delays"] is not None or isinstance(kwargs["w_rec"], Synapses)
@@ -518,9 +525,7 @@ def _choose_loop(loop, window, kwargs, *, max_spikes_per_neuron, neuron):
     if loop == "auto":
         use = delayed and not blockers and (window is not None or (d_min or 0) > 0)
         if not use:
-            sparse = isinstance(kwargs["w_rec"], Synapses)
-            event = sparse and closed_form and event_ok and _per_presynaptic_or_zero(kwargs)
-            return ("event" if event else "coupled"), None
+            return "coupled", None
     else:  # windowed
         if not delayed:
             raise ValueError(

@@ -137,3 +137,17 @@ def test_event_loop_errors():
     twice = so.Synapses.concatenate([syn, syn])
     with pytest.raises(ValueError, match="one synapse per"):
         run(w_rec=twice, loop="event")
+
+
+def test_event_loop_under_vmap_equals_one_run_each():
+    neuron, inputs, w_in, syn, _ = _sparse_network(6, n=12, p=0.3)
+    y0 = jnp.stack([jnp.stack([jnp.linspace(0.0, 0.9, 12), jnp.zeros(12)], axis=1),
+                    jnp.stack([jnp.linspace(0.5, 0.0, 12), jnp.zeros(12)], axis=1)])  # fmt: skip
+    run = eqx.filter_jit(lambda y0: so.simulate(neuron, T1, inputs, w_in, w_rec=syn, y0=y0,
+                                                loop="event", max_spikes=200))  # fmt: skip
+    both = jax.vmap(run)(y0)
+    for b in range(2):
+        one = run(y0[b])
+        assert int(one.spikes.num_spikes) > 10
+        np.testing.assert_array_equal(both.spikes.neurons[b], one.spikes.neurons)
+        np.testing.assert_allclose(both.spikes.times[b], one.spikes.times, rtol=0, atol=1e-14)
