@@ -597,8 +597,11 @@ def plot(path_json, path_fig):
         ax.grid(True, which="both", alpha=0.3)
     fig.legend(loc="lower center", ncol=3, fontsize=7.5, frameon=False)
     note = " (quick run)" if report["config"].get("quick") else ""
+    cfg = report["config"]
+    loops = (f"spikeode's loop: {cfg.get('delay_loop', 'windowed')} (delay 1 ms), "
+             f"{cfg.get('zero_delay_loop', 'coupled')} (delay 0)")
     fig.suptitle(f"CUBA network, {t1:g} s: spikeode vs Brian2{note}; solid: delay 1 ms, "
-                 f"dashed/hollow: delay 0; x: timed out ({lim:g} s)", fontsize=10)
+                 f"dashed/hollow: delay 0; x: timed out ({lim:g} s)\n{loops}", fontsize=10)
     fig.tight_layout(rect=(0, 0.16, 1, 1))
     os.makedirs(os.path.dirname(path_fig), exist_ok=True)
     fig.savefig(path_fig, dpi=110)

@@ -115,6 +115,7 @@ def event_connections(w_rec, delays, n: int, dtype):
         "simulate: loop='event' needs delays that depend only on the presynaptic "
         "neuron; use loop='coupled' or 'windowed'.",
     )  # fmt: skip
+    # (again from the checked delays, so that the check is part of the computation)
     first = jnp.zeros((n,), dtype).at[syn.pre[::-1]].set(d[::-1])
     return eqx.tree_at(lambda s: s.weight, syn, weight), first
 
@@ -150,8 +151,8 @@ def event_driven_run(
         max_pending = 0
     single, axes, lanes_of = lane_models(neuron)
     t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
-    # (the template's leaves are the population's: per-neuron ones of shape (n,))
-    template = single
+    # (`single`'s leaves are the population's: per-neuron ones of shape (n,), gathered
+    # per lane by `lanes_of`)
 
     cond = seg.condition
     num_in = in_times.shape[0] - 1
@@ -245,10 +246,10 @@ def event_driven_run(
         # check, no crossing does.
         earliest = jnp.min(c.pred)
         rank = jnp.where(c.pred == earliest, jnp.where(c.spike, 0, n) + jnp.arange(n), 2 * n)
-        j_s = jnp.min(rank) % n
-        t_next = c.pred[j_s]
-        t_spk = jnp.where(c.spike[j_s], t_next, jnp.inf)
-        t_chk = jnp.where(c.spike[j_s], jnp.inf, t_next)
+        j = jnp.min(rank) % n
+        t_next = c.pred[j]
+        t_spk = jnp.where(c.spike[j], t_next, jnp.inf)
+        t_chk = jnp.where(c.spike[j], jnp.inf, t_next)
         t_in = read("in_times", c.in_ptr)
         t_save = read("save", c.save_ptr)
         if delayed:
@@ -272,13 +273,12 @@ def event_driven_run(
             pre = c.pend_pre[slot]
             reach = is_pend
         else:
-            pre = j_s
+            pre = j
             reach = is_spk
         pos = k.offsets[pre] + jnp.arange(fan)
         valid = pos < k.offsets[pre + 1]
         pos = jnp.where(valid, pos, e)
         w = jnp.concatenate([jnp.zeros((1,), dtype), read("syn_w", pos)])
-        j = j_s
         targets = jnp.where(valid & reach, k.syn_post[pos], n)
         # (where the neuron is its own target, that lane alone carries its update)
         j_lane = jnp.where((is_spk | is_chk) & ~jnp.any(targets == j), j, n)
@@ -334,14 +334,14 @@ def event_driven_run(
         pend = {}
         if delayed:
             pend_t = jnp.where(is_pend & (jnp.arange(max_pending) == slot), jnp.inf, c.pend_t)
-            t_arr = t + read("d_pre", j_s)
+            t_arr = t + read("d_pre", j)
             push = is_spk & (t_arr < k.t1)
-            free = pend_t == jnp.inf
-            dest = jnp.where(push & jnp.any(free), jnp.argmax(free), max_pending)
+            vacant = pend_t == jnp.inf
+            dest = jnp.where(push & jnp.any(vacant), jnp.argmax(vacant), max_pending)
             pend = dict(
                 pend_t=pend_t.at[dest].set(t_arr, mode="drop"),
-                pend_pre=c.pend_pre.at[dest].set(j_s.astype(jnp.int32), mode="drop"),
-                pend_overflow=c.pend_overflow | (push & ~jnp.any(free)),
+                pend_pre=c.pend_pre.at[dest].set(j.astype(jnp.int32), mode="drop"),
+                pend_overflow=c.pend_overflow | (push & ~jnp.any(vacant)),
             )
 
         room = c.n_out < max_spikes
@@ -349,7 +349,7 @@ def event_driven_run(
         out = jnp.minimum(c.n_out, max_spikes - 1)
         writes.update(
             out_t=(out, t, write),
-            out_i=(out, j_s.astype(jnp.int32), write),
+            out_i=(out, j.astype(jnp.int32), write),
             out_slope=(out, slope, write),
         )
         ok = ok1 & ok3
@@ -368,7 +368,7 @@ def event_driven_run(
     # ---- start: every neuron's first prediction
     t_last0 = jnp.full((n,), t0, dtype)
     refr0 = jnp.full((n,), -jnp.inf, dtype)
-    pred0, spike0, ok0 = predict(template, t0, y0, refr0, t1)
+    pred0, spike0, ok0 = predict(single, t0, y0, refr0, t1)
     if max_segments is None:
         max_segments = num_in + num_save + (3 + int(delayed)) * max_spikes + 2 * n + 4
     init = _Net(
@@ -395,7 +395,7 @@ def event_driven_run(
     if delayed:
         tables["d_pre"] = d_pre
     consts = _Consts(
-        model=template, t1=t1, t_ref=t_ref, in_ids=in_ids, in_post=in_post,
+        model=single, t1=t1, t_ref=t_ref, in_ids=in_ids, in_post=in_post,
         syn_post=syn_post, offsets=jnp.asarray(syn.offsets, jnp.int32),
     )  # fmt: skip
     kind = loop_kind(seg.forward, checkpoints, max_segments, init)
@@ -403,7 +403,7 @@ def event_driven_run(
         body, init, buffers, tables, consts, max_steps=max_segments, kind=kind,
         checkpoints=checkpoints,
     )  # fmt: skip
-    m = lanes_of(template, jnp.arange(n))
+    m = lanes_of(single, jnp.arange(n))
     y_final = v_flow(m, final.t_last, final.y, final.refr_until, t1)
     flags = dict(
         overflow=final.overflow & ~final.pend_overflow,

@@ -52,7 +52,7 @@ class Simulation(eqx.Module):
       arrivals were pending than `max_pending` (the simulation then stopped at the
       first spike that did not fit).
     - `num_segments`: number of solver segments the loop ran (the windowed loop:
-      number of windows).
+      number of windows; the event-driven loop: number of events).
     """
 
     spikes: SpikeTrain
