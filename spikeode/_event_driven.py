@@ -1,7 +1,7 @@
 """The event-driven loop: every neuron's state is kept at the time of its own last
 event, with its next own event predicted exactly: its next threshold crossing, or the
-time up to which its prediction is known to hold (the end of the model's safe step,
-of its refractory period). An event changes only the neurons it reaches: a spike its
+time up to which its prediction is known to hold (the end of the model's safe step;
+a refractory period is part of the prediction). An event changes only the neurons it reaches: a spike its
 neuron and its targets, each advanced to the spike time by the closed-form flow and
 given a new prediction; the next event is the earliest prediction or scheduled
 arrival. The cost of an event is proportional to the fan-out, not to the network
@@ -27,7 +27,6 @@ from ._segment import (
 )
 from ._stored_loop import event_while_loop, loop_kind
 from ._synapses import Synapses
-
 
 
 class _Net(eqx.Module):
@@ -91,7 +90,7 @@ def event_connections(w_rec, delays, n: int, dtype):
                     f"presynaptic neuron (a scalar or shape ({n}, 1)); got shape "
                     f"{d.shape}. Use loop='coupled' or 'windowed'."
                 )
-        syn = Synapses.from_dense(w, None if delays is None else jnp.broadcast_to(delays, (n, n)))
+        syn = Synapses.from_dense(w, 0.0 if delays is None else jnp.broadcast_to(delays, (n, n)))
         delay = None if delays is None else syn.delay
     if not syn.unique_pairs:
         raise ValueError(

@@ -17,14 +17,14 @@ from ._delays import check_delays, input_schedule, per_presynaptic, save_schedul
 from ._event_driven import event_connections, event_driven_run
 from ._segment import (
     _checked_w_in,
-    check_dtype,
-    earliest_pending,
-    time_span,
-    output_buffers,
     _one_neuron_model,
+    check_dtype,
     default_solver as default_solver,
+    earliest_pending,
     first_of,
+    output_buffers,
     segment_solver,
+    time_span,
 )
 from ._solver import ExactSolver
 from ._spikes import SpikeTrain

@@ -151,3 +151,27 @@ def test_event_loop_under_vmap_equals_one_run_each():
         assert int(one.spikes.num_spikes) > 10
         np.testing.assert_array_equal(both.spikes.neurons[b], one.spikes.neurons)
         np.testing.assert_allclose(both.spikes.times[b], one.spikes.times, rtol=0, atol=1e-14)
+
+
+def test_event_loop_with_per_connection_input_delays_matches_scipy_reference():
+    # an input spike then arrives at each neuron at its own time (one lane per arrival)
+    neuron, inputs, w_in, syn, w_rec = _sparse_network(7, n=12, p=0.3)
+    d_in = np.random.default_rng(7).uniform(0.0, 3e-3, (inputs.num_neurons, 12))
+    sim = so.simulate(neuron, T1, inputs, w_in, w_rec=syn, input_delays=jnp.asarray(d_in),
+                      loop="event", max_spikes=300)  # fmt: skip
+    times, ids = reference_lif(neuron, T1, inputs, np.asarray(w_in), w_rec, input_delays=d_in)
+    k = int(sim.spikes.num_spikes)
+    assert k == len(times) and k > 10
+    np.testing.assert_array_equal(np.asarray(sim.spikes.neurons[:k]), ids)
+    assert np.max(np.abs(np.asarray(sim.spikes.times[:k]) - times)) < 1e-11
+
+
+def test_event_loop_with_a_dense_matrix_equals_synapses():
+    neuron, inputs, w_in, syn, w_rec = _sparse_network(8, n=12, p=0.3)
+    run = lambda w: so.simulate(neuron, T1, inputs, w_in, w_rec=w, loop="event",  # noqa: E731
+                                max_spikes=200)
+    a, b = run(syn), run(jnp.asarray(w_rec))  # (the dense one: every entry a synapse)
+    k = int(a.spikes.num_spikes)
+    assert k > 10
+    np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
+    np.testing.assert_allclose(a.spikes.times[:k], b.spikes.times[:k], rtol=0, atol=1e-13)
