@@ -400,12 +400,9 @@ def _simulate(
         sim, failed, unfinished, pend_overflow, max_pending = _run(
             neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes, **kwargs
         )
-        messages = [
-            (sim.overflow & ~pend_overflow, f"simulate: more than max_spikes={max_spikes} "
-             "spikes; the spike buffer is full. Raise `max_spikes`."),
-            (pend_overflow, f"simulate: more than max_pending={max_pending} delayed "
-             "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
-        ]  # fmt: skip
+        messages = _buffer_messages(
+            sim.overflow & ~pend_overflow, pend_overflow, max_spikes, max_pending
+        )
     else:
         sim, failed, unfinished, neuron_overflow = _run_per_neuron(
             neuron, t1, inputs, w_in, y0=y0, max_spikes=max_spikes,
@@ -423,13 +420,28 @@ def _simulate(
         (unfinished, "simulate: the event loop ran out of segments before t1; raise "
          "`max_segments`."),
     ]  # fmt: skip
-    out_t = sim.spikes.times
+    out_t = _report(sim.spikes.times, messages, throw, failed | unfinished)
+    return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
+
+
+def _buffer_messages(overflow, pend_overflow, max_spikes, max_pending):
+    """The errors of a full spike buffer and a full buffer of delayed arrivals."""
+    return [
+        (overflow, f"simulate: more than max_spikes={max_spikes} spikes; the spike "
+         "buffer is full. Raise `max_spikes`."),
+        (pend_overflow, f"simulate: more than max_pending={max_pending} delayed "
+         "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
+    ]  # fmt: skip
+
+
+def _report(times, messages, throw: bool, bad):
+    """`times` with each `(flag, message)` raised as an error where the flag is set
+    (`throw`), else NaN where `bad` (a failure that leaves the spikes meaningless)."""
     if throw:
         for flag, message in messages:
-            out_t = eqx.error_if(out_t, flag, message)
-    else:
-        out_t = jnp.where(failed | unfinished, jnp.nan, out_t)
-    return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
+            times = eqx.error_if(times, flag, message)
+        return times
+    return jnp.where(bad, jnp.nan, times)
 
 
 def _coupled_connections(syn: Synapses):
@@ -573,10 +585,7 @@ def _simulate_windowed(
     )  # fmt: skip
     n = neuron.num_neurons
     messages = [
-        (f["overflow"], f"simulate: more than max_spikes={max_spikes} spikes; the spike "
-         "buffer is full. Raise `max_spikes`."),
-        (f["pend_overflow"], f"simulate: more than max_pending={f['max_pending']} delayed "
-         "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
+        *_buffer_messages(f["overflow"], f["pend_overflow"], max_spikes, f["max_pending"]),
         (f["window_overflow"], "simulate: a window of the windowed loop held more than "
          f"max_window_spikes={f['max_window_spikes']} spikes. Raise `max_window_spikes` "
          "or shorten `window`."),
@@ -592,11 +601,7 @@ def _simulate_windowed(
     # (a full spike or arrival buffer stops the loop after the window in which it
     # happened: the spikes up to there are right, as with the coupled loop)
     bad = f["failed"] | f["unfinished"] | f["window_overflow"] | f["events_overflow"]
-    if throw:
-        for flag, message in messages:
-            times = eqx.error_if(times, flag, message)
-    else:
-        times = jnp.where(bad, jnp.nan, times)
+    times = _report(times, messages, throw, bad)
     dtype_t = times.dtype
     return Simulation(
         spikes=SpikeTrain(times, ids, n),
@@ -634,20 +639,13 @@ def _simulate_event(
         max_segments=max_segments,
     )  # fmt: skip
     messages = [
-        (f["overflow"], f"simulate: more than max_spikes={max_spikes} spikes; the spike "
-         "buffer is full. Raise `max_spikes`."),
-        (f["pend_overflow"], f"simulate: more than max_pending={f['max_pending']} delayed "
-         "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
+        *_buffer_messages(f["overflow"], f["pend_overflow"], max_spikes, f["max_pending"]),
         (f["failed"], "simulate: a threshold crossing's root find did not converge; "
          "check the model parameters."),
         (f["unfinished"], "simulate: the event loop ran out of events before t1; raise "
          "`max_segments`."),
     ]  # fmt: skip
-    if throw:
-        for flag, message in messages:
-            times = eqx.error_if(times, flag, message)
-    else:
-        times = jnp.where(f["failed"] | f["unfinished"], jnp.nan, times)
+    times = _report(times, messages, throw, f["failed"] | f["unfinished"])
     return Simulation(
         spikes=SpikeTrain(times, ids, n),
         t0=t0,
