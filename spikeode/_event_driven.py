@@ -178,8 +178,10 @@ def event_driven_run(
         crossed = (t_safe > t_s) & (cond(m, t_safe, m.flow(t_s, y_s, t_safe, free), free) > 0)
         return t_s, y_s[0], t_safe, fire_now, crossed & ~fire_now
 
-    def lane_root(m, t_s, t_safe, y_s, crossed):
-        return _find_crossing(cond, seg.root_finder, m, t_s, t_safe, y_s[None], free, crossed)
+    def lane_root(m, t_s, t_safe, y_s, crossed, guess):
+        return _find_crossing(
+            cond, seg.root_finder, m, t_s, t_safe, y_s[None], free, crossed, guess
+        )  # fmt: skip
 
     def lane_pred(m, t_s, t_safe, y_s, fire_now, crossed, root, t1):
         t_hit = _flow_crossing(m, t_s, t_safe, y_s[None], free, crossed, root, condition=cond)
@@ -197,18 +199,20 @@ def event_driven_run(
     v = lambda f, *ax: eqx.filter_vmap(f, in_axes=(axes,) + ax)
     v_flow = v(lane_flow, 0, 0, 0, None)
     v_check = v(lane_check, None, 0, 0, None)
-    v_root = v(lane_root, 0, 0, 0, 0)
+    v_root = v(lane_root, 0, 0, 0, 0, 0)
     v_pred = v(lane_pred, 0, 0, 0, 0, 0, 0, None)
 
-    def predict(m, t, y, refr_until, t1, read=None, name=None):
-        """Every lane's next own event from `(t, y)`: `(pred, spike, ok)`."""
+    def predict(m, t, y, refr_until, t1, guess, read=None, name=None):
+        """Every lane's next own event from `(t, y)`: `(pred, spike, ok)`. `guess`:
+        where each lane's root find starts (its previous prediction: an event moves a
+        crossing only a little; used where inside the bracket)."""
         t_s, y_s, t_safe, fire_now, crossed = v_check(m, t, y, refr_until, t1)
 
         def find():
             args = lax.stop_gradient((m, t_s, t_safe, y_s))
             return lax.cond(
                 jnp.any(crossed),
-                lambda a: v_root(*a, crossed),
+                lambda a: v_root(*a, crossed, lax.stop_gradient(guess)),
                 lambda a: (a[2], jnp.ones(crossed.shape, bool)),
                 args,
             )
@@ -291,7 +295,7 @@ def event_driven_run(
         y_t = jnp.where(resets[:, None], v_reset(m, y_t), y_t)
         y_t = v_receive(m, y_t, w)
         refr = jnp.where(resets, t + k.t_ref[safe], c.refr_until[safe])
-        pred, spike, ok1 = predict(m, t, y_t, refr, k.t1, read, "root")
+        pred, spike, ok1 = predict(m, t, y_t, refr, k.t1, c.pred[safe], read, "root")
         c = eqx.tree_at(
             lambda x: (x.t_last, x.y, x.refr_until, x.pred, x.spike), c,
             tuple(scatter(c, idx, live, t, y_t, refr, pred, spike).values()),
@@ -305,7 +309,7 @@ def event_driven_run(
             idx = jnp.where((post == n) | (lanes == post), lanes, n)
             m, safe, live, y_t = advance(k, c, idx, t)
             y_t, refr = v_receive(m, y_t, w_row), c.refr_until[safe]
-            pred, spike, ok = predict(m, t, y_t, refr, k.t1)
+            pred, spike, ok = predict(m, t, y_t, refr, k.t1, c.pred[safe])
             new = scatter(c, idx, live, t, y_t, refr, pred, spike)
             return tuple(new.values()), ok
 
@@ -367,7 +371,7 @@ def event_driven_run(
     # ---- start: every neuron's first prediction
     t_last0 = jnp.full((n,), t0, dtype)
     refr0 = jnp.full((n,), -jnp.inf, dtype)
-    pred0, spike0, ok0 = predict(single, t0, y0, refr0, t1)
+    pred0, spike0, ok0 = predict(single, t0, y0, refr0, t1, jnp.full((n,), t1, dtype))
     if max_segments is None:
         max_segments = num_in + num_save + (3 + int(delayed)) * max_spikes + 2 * n + 4
     init = _Net(

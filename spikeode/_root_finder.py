@@ -66,18 +66,27 @@ class BracketedNewton(optx.AbstractRootFinder):
         upper = jnp.asarray(options["upper"], f_struct.dtype)
         if jnp.shape(y) != () or f_struct.shape != ():
             raise ValueError("BracketedNewton: scalar functions of a scalar only.")
-        f_lower, df_lower = jax.jvp(lambda t: fn(t, args)[0], (lower,), (jnp.ones_like(lower),))
+        f_lower, _ = fn(lower, args)
         f_upper, _ = fn(upper, args)
         found = (f_lower == 0) | (f_upper == 0)
         bracketed = found | (jnp.sign(f_lower) != jnp.sign(f_upper))
-        # Start with a Newton step from the lower end (an event's condition rises
-        # there, and the crossing is usually much nearer than the bracket's far end);
-        # where that leaves the bracket, at the regula-falsi point.
-        safe_df = jnp.where(df_lower == 0, 1.0, df_lower)
-        newton = lower - f_lower / safe_df
+        # Start with a Newton step from the initial guess `y` where it lies strictly
+        # inside the bracket (which it first shrinks), else from the lower end (an
+        # event's condition rises there, and the crossing is usually much nearer than
+        # the bracket's far end); where that leaves the bracket, at the regula-falsi
+        # point.
+        y = jnp.asarray(y, f_struct.dtype)
+        start = jnp.where((y > lower) & (y < upper), y, lower)
+        f_start, df_start = jax.jvp(lambda t: fn(t, args)[0], (start,), (jnp.ones_like(start),))
+        same_as_upper = (jnp.sign(f_start) == jnp.sign(f_upper)) & (start > lower)
+        lower, f_lower = jnp.where(same_as_upper, lower, start), jnp.where(same_as_upper, f_lower, f_start)
+        upper, f_upper = jnp.where(same_as_upper, start, upper), jnp.where(same_as_upper, f_start, f_upper)
+        found = found | (f_start == 0)
+        safe_df = jnp.where(df_start == 0, 1.0, df_start)
+        newton = start - f_start / safe_df
         denom = jnp.where(f_upper == f_lower, 1.0, f_upper - f_lower)
         falsi = jnp.clip((lower * f_upper - upper * f_lower) / denom, lower, upper)
-        use_newton = (df_lower != 0) & (newton > lower) & (newton < upper)
+        use_newton = (df_start != 0) & (newton > lower) & (newton < upper)
         x = jnp.where(use_newton, newton, falsi)
         x = jnp.where(jnp.isfinite(x), x, lower + 0.5 * (upper - lower))
         return _State(

@@ -28,9 +28,10 @@ def _along_flow(condition, model, t, y, refractory):
     return lambda s: condition(model, s, model.flow(t, y, s, refractory), refractory)
 
 
-def _find_crossing(condition, root_finder, model, t, t_end, y, refractory, crossed):
+def _find_crossing(condition, root_finder, model, t, t_end, y, refractory, crossed, guess=None):
     """The root of `condition` along the flow in `(t, t_end]` where `crossed` (else
-    `t_end`), and whether the root find succeeded; no derivatives."""
+    `t_end`), and whether the root find succeeded; no derivatives. `guess`: where the
+    root finder starts (used by `BracketedNewton` where it lies inside the bracket)."""
     along = _along_flow(condition, model, t, y, refractory)
 
     def fn(s, _):
@@ -38,7 +39,8 @@ def _find_crossing(condition, root_finder, model, t, t_end, y, refractory, cross
         # function with its root at t_end: found at once.
         return jnp.where(crossed, along(s), s - t_end)
 
-    return find_root(root_finder, fn, t_end, dict(lower=t, upper=t_end))
+    y0 = t_end if guess is None else guess
+    return find_root(root_finder, fn, y0, dict(lower=t, upper=t_end))
 
 
 @eqx.filter_custom_jvp

@@ -116,3 +116,36 @@ def test_exact_solver_as_a_diffrax_solver_matches_the_loop():
         np.asarray(sol.evaluate(t_mid)), np.asarray(neuron.flow(0.0, y0, t_mid, refractory)),
         rtol=1e-14, atol=1e-15,
     )
+
+
+@pytest.mark.parametrize("guess", ["none", "below", "above", "root", "outside", "nan"])
+def test_bracketed_newton_from_a_guess(guess):
+    """`find_root` with `BracketedNewton` finds a LIF-like crossing (closed-form root)
+    from any starting point: a guess inside the bracket shrinks it first, one outside
+    (or NaN) is ignored; a good guess saves iterations."""
+    from spikeode._root_finder import find_root
+
+    b, v0, theta, tau = 1.1, 0.0, 1.0, 0.02
+    fn = lambda s, _: b - theta - (b - v0) * jnp.exp(-s / tau)  # noqa: E731
+    root = tau * np.log((b - v0) / (b - theta))  # 0.0479...
+    lower, upper = 0.0, 1.0
+    y0 = {"none": upper, "below": root - 5e-3, "above": root + 5e-3, "root": root,
+          "outside": 2.0, "nan": np.nan}[guess]  # fmt: skip
+    solver = so.BracketedNewton()
+    x, ok = jax.jit(lambda y: find_root(solver, fn, y, dict(lower=lower, upper=upper)))(y0)
+    assert bool(ok)
+    assert abs(float(x) - root) < 1e-15
+
+    def iterations(y):
+        f = lambda s, a: (fn(s, a), None)  # noqa: E731
+        f_struct = jax.ShapeDtypeStruct((), jnp.float64)
+        opts = dict(lower=lower, upper=upper)
+        state = solver.init(f, jnp.asarray(y), None, opts, f_struct, None, frozenset())
+        for k in range(100):
+            if bool(solver.terminate(f, y, None, opts, state, frozenset())[0]):
+                return k
+            _, state, _ = solver.step(f, y, None, opts, state, frozenset())
+        raise AssertionError("no convergence")
+
+    if guess in ("below", "above"):
+        assert iterations(y0) < iterations(upper) - 2
