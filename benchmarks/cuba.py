@@ -40,7 +40,8 @@ rate bound (`--rate-bound`, 60 Hz) x N x t1, `max_window_spikes` = max(64, N/8),
 largest fan-out; on an overflow error, one retry with all of them doubled (recorded as
 `retries`).
 
-The forward pass runs the windowed loop with `checkpoints` = the number of windows
+With `--delay-loop windowed`, the forward pass runs the windowed loop with
+`checkpoints` = the number of windows
 (every window "stored": the faster form, and free without differentiation; spikeode's
 default switches to Equinox's checkpointed loop when storing every window's carry for
 reverse mode would take more than 256 MB). The gradient keeps spikeode's default
@@ -53,12 +54,13 @@ With delay 0 the event-driven loop (`loop="event"`: each spike updates only its
 targets) gets the `Synapses` (zero delays: the kick applied in the spike's jump);
 `--zero-delay-loop coupled` runs the coupled loop instead (every neuron advanced at
 every event), and `--zero-delay-form dense` passes it the equivalent dense `w_rec`.
-`--delay-loop event` runs the 1 ms delay by the event-driven loop (one pending arrival
-per spike) instead of the windowed loop; `--delays 0` or `--delays 1` runs one delay.
+The 1 ms delay runs by the event-driven loop too (one pending arrival per spike), as
+`loop="auto"` does; `--delay-loop windowed` runs the windowed loop instead. `--delays 0`
+or `--delays 1` runs one delay.
 
 Writes `benchmarks/results/cuba.json` (machine, versions, command line, every entry)
 and prints a summary table. `--plot` writes `docs/figures/cuba_scaling.png` from the
-JSON.
+JSON (or from several, comma-separated in `--out`).
 
 Usage (from the repository root, in the venv with the peers, see docs/benchmarks.md):
 
@@ -553,13 +555,24 @@ def summary(report):
 
 
 def plot(path_json, path_fig):
+    """The figure from one JSON, or several (comma-separated) of the same trial length:
+    their cases together, a later file's (N, delay) replacing an earlier one's."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(path_json) as f:
-        report = json.load(f)
+    reports = []
+    for path in path_json.split(","):
+        with open(path) as f:
+            reports.append(json.load(f))
+    report = reports[-1]
+    if len({r["config"]["t1_s"] for r in reports}) > 1:
+        raise SystemExit("--plot: the JSON files have different trial lengths")
+    cases = {(c["n"], c["delay_s"]): c for r in reports for c in r["cases"]}
+    report = dict(report, cases=list(cases.values()), config=dict(
+        report["config"], sizes=sorted({n for n, _ in cases}),
+        timeout_s=max(r["config"]["timeout_s"] for r in reports)))
     t1 = report["config"]["t1_s"]
     series = {  # measure -> (label, colour, marker)
         "spikeode_float32": ("spikeode float32", "C0", "o"),
@@ -626,8 +639,8 @@ def main(argv=None):
                         help="Hz; max_spikes = rate bound x N x t1")
     parser.add_argument("--tol", type=float, default=1e-3,
                         help="compare_trains tolerance (s) for the divergence time")
-    parser.add_argument("--delay-loop", choices=("windowed", "event"), default="windowed",
-                        help="spikeode's loop for the 1 ms delay (default: windowed)")
+    parser.add_argument("--delay-loop", choices=("windowed", "event"), default="event",
+                        help="spikeode's loop for the 1 ms delay (default: event, what loop=\"auto\" picks)")
     parser.add_argument("--delays", default="1,0",
                         help="delays to run, in ms (default 1,0; 1 is the only positive "
                              "delay the windowed loop's window fits)")
@@ -643,7 +656,7 @@ def main(argv=None):
     parser.add_argument("--out", default=DEFAULT_OUT, help="JSON results")
     parser.add_argument("--plot", action="store_true",
                         help=f"only write the figure ({os.path.relpath(DEFAULT_FIGURE, ROOT)}) "
-                        "from --out")
+                        "from --out (several JSON files: comma-separated)")
     parser.add_argument("--figure", default=DEFAULT_FIGURE)
     parser.add_argument("--keep-trains", default=None,
                         help="directory to keep the spike trains in (default: a temporary one)")
