@@ -13,6 +13,7 @@ from ._loop import (
     Simulation as Simulation,
     simulate as simulate,
 )
+from ._results import RESULTS as RESULTS
 from ._root_finder import BracketedNewton as BracketedNewton
 from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain

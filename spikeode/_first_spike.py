@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._loop import Simulation
+from ._results import RESULTS
 from ._spikes import SpikeTrain
 from .neurons import AbstractNeuron
 
@@ -175,7 +176,7 @@ def first_spikes(
         ys=None,
         y_final=y_final,
         slopes=slope[order],
-        overflow=jnp.asarray(False),
+        result=RESULTS.successful,
         num_segments=1 + jnp.sum(~late).astype(jnp.int32),
     )
 

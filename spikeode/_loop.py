@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 
 import diffrax
 import equinox as eqx
@@ -15,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
 from ._adjoint import EventPropAdjoint
 from ._delays import check_delays, input_schedule, per_presynaptic, save_schedule
 from ._event_driven import event_connections, event_driven_run
+from ._results import CAPACITIES, RESULTS
 from ._segment import (
     _checked_w_in,
     _one_neuron_model,
@@ -48,9 +51,8 @@ class Simulation(eqx.Module):
     - `slopes`: for each spike, the rate of change of the spiking neuron's condition at
       the crossing (`+inf` for padding); small values mean grazing crossings, whose
       times are ill-conditioned.
-    - `overflow`: whether more spikes occurred than `max_spikes`, or more delayed
-      arrivals were pending than `max_pending` (the simulation then stopped at the
-      first spike that did not fit).
+    - `result`: how the simulation ended, a [`spikeode.RESULTS`][] (with
+      `throw=True`, the default, always `successful`: failures are raised).
     - `num_segments`: number of solver segments the loop ran (the windowed loop:
       number of windows; the event-driven loop: number of events).
     """
@@ -62,8 +64,14 @@ class Simulation(eqx.Module):
     ys: Float[Array, "save neurons state"] | None
     y_final: Float[Array, "neurons state"]
     slopes: Float[Array, " capacity"]
-    overflow: Bool[Array, ""]
+    result: RESULTS
     num_segments: Int[Array, ""]
+
+    @property
+    def overflow(self) -> Bool[Array, ""]:
+        """Whether a capacity was exceeded (`max_spikes`, `max_pending`, ...; the
+        simulation then stopped at the first spike or arrival that did not fit)."""
+        return functools.reduce(operator.or_, [self.result == r for r in CAPACITIES])
 
 
 class _Carry(eqx.Module):
@@ -164,14 +172,14 @@ class Pseudodynamics(eqx.Module):
             neuron.num_neurons,
         )
         total = trial.spikes.num_spikes + after.spikes.num_spikes
-        overflow = trial.overflow | after.overflow | (total > max_spikes)
-        if kwargs["throw"]:
-            times = eqx.error_if(
-                times,
-                overflow,
-                f"simulate: more than max_spikes={max_spikes} spikes in the trial and "
-                "the pseudodynamics together; raise `max_spikes`.",
-            )
+        times, full = _report(times, [(
+            total > max_spikes, RESULTS.max_spikes_reached,
+            f"simulate: more than max_spikes={max_spikes} spikes in the trial and the "
+            "pseudodynamics together; raise `max_spikes`.",
+        )], kwargs["throw"], False)  # fmt: skip
+        ok = trial.result == RESULTS.successful
+        result = RESULTS.where(ok, RESULTS.where(after.result == RESULTS.successful, full,
+                                                 after.result), trial.result)
         ys = None
         if save_ts is not None:
             before = (save_ts < t_end)[:, None, None]
@@ -184,7 +192,7 @@ class Pseudodynamics(eqx.Module):
             ys=ys,
             y_final=after.y_final,
             slopes=slopes,
-            overflow=overflow,
+            result=result,
             num_segments=trial.num_segments + after.num_segments,
         )
 
@@ -258,13 +266,13 @@ def simulate(
     - `t0`: start time.
     - `y0`: initial state (default `neuron.init_state()`).
     - `max_spikes`: capacity of the output spike buffer. Exceeding it is an error
-      (or, with `throw=False`, reported in `Simulation.overflow`).
+      (or, with `throw=False`, reported in `Simulation.result`).
     - `max_spikes_per_neuron`: for populations without recurrent weights only. The
       neurons are then independent, and each is simulated on its own (`jax.vmap`
       over neurons of one event loop): every loop has a segment per input spike and
       per spike of its own neuron instead of per spike of the whole population,
       which is much faster for wide layers. Each neuron's buffer holds this many
-      spikes (more is an error, or an overflow with `throw=False`); the merged,
+      spikes (more is an error, or a `Simulation.result` with `throw=False`); the merged,
       time-sorted train has capacity `max_spikes`. The same spikes and gradients
       as the coupled loop. Needs a model whose parameters are scalars or of shape
       `(num_neurons,)` (the contract of [`spikeode.AbstractNeuron`][]).
@@ -275,7 +283,7 @@ def simulate(
       event-driven loop one (default `min(max_spikes, max(32, n // 8))`); in the
       windowed loop one per synapse (default: twice the arrivals of a full window).
       Exceeding it is an error (or, with `throw=False`, reported in
-      `Simulation.overflow`).
+      `Simulation.result`).
     - `loop`: `"coupled"` (one loop over the population's events, every neuron
       advanced at each), `"event"` (event-driven: each neuron advanced only at its own
       events, its next crossing predicted exactly; an event costs O(fan-out), not
@@ -326,8 +334,10 @@ def simulate(
       segment; `a` is the number of arrival slots a spike takes, 0 without
       `delays`). Raise it for models whose `safe_step_end` ends segments without a
       spike.
-    - `throw`: raise on overflow, failed root finds or solver failures. With `False`
-      these are reported in `Simulation.overflow` and by NaN spike times.
+    - `throw`: raise on a full buffer, a failed root find or solver, or a loop that ran
+      out of segments, with an error naming it. With `False` these are reported in
+      `Simulation.result` ([`spikeode.RESULTS`][]), and the last two also by NaN spike
+      times.
     - `pseudodynamics`: a [`spikeode.Pseudodynamics`][]: the trial ends at its
       `trial_end` (before `t1`) and the network then continues to `t1` with every
       neuron's constant drive replaced by its `drive`; spikes after the trial end are
@@ -381,6 +391,7 @@ def _simulate(
         raise ValueError(
             f"simulate: `y0` has shape {y0.shape}; expected ({n}, {neuron.state_size})."
         )
+    neuron, y0, w_in, kwargs["w_rec"] = _check_finite(neuron, y0, w_in, kwargs["w_rec"])
     if not isinstance(max_spikes, int) or max_spikes < 1:
         raise ValueError(f"simulate: `max_spikes` must be a positive int, got {max_spikes!r}.")
     loop, window = _choose_loop(
@@ -409,39 +420,76 @@ def _simulate(
             max_spikes_per_neuron=max_spikes_per_neuron, **kwargs,
         )  # fmt: skip
         messages = [
-            (neuron_overflow, "simulate: a neuron fired more than max_spikes_per_neuron="
-             f"{max_spikes_per_neuron} times. Raise `max_spikes_per_neuron`."),
-            (sim.overflow, f"simulate: more than max_spikes={max_spikes} spikes in the "
-             "population. Raise `max_spikes`."),
+            (neuron_overflow, RESULTS.max_spikes_per_neuron_reached, "simulate: a neuron "
+             f"fired more than max_spikes_per_neuron={max_spikes_per_neuron} times. Raise "
+             "`max_spikes_per_neuron`."),
+            (sim.overflow, RESULTS.max_spikes_reached, f"simulate: more than max_spikes="
+             f"{max_spikes} spikes in the population. Raise `max_spikes`."),
         ]  # fmt: skip
     messages += [
-        (failed, "simulate: a segment failed (event root find did not converge or the "
-         "solver hit max_steps); check the model parameters, tolerances or `max_steps`."),
-        (unfinished, "simulate: the event loop ran out of segments before t1; raise "
-         "`max_segments`."),
+        (failed, RESULTS.root_find_failed, "simulate: a segment failed (event root find "
+         "did not converge or the solver hit max_steps); check the model parameters, "
+         "tolerances or `max_steps`."),
+        (unfinished, RESULTS.max_segments_reached, "simulate: the event loop ran out of "
+         "segments before t1; raise `max_segments`."),
     ]  # fmt: skip
-    out_t = _report(sim.spikes.times, messages, throw, failed | unfinished)
-    return eqx.tree_at(lambda s: s.spikes.times, sim, out_t)
+    out_t, result = _report(sim.spikes.times, messages, throw, failed | unfinished)
+    return eqx.tree_at(lambda s: (s.spikes.times, s.result), sim, (out_t, result))
+
+
+def _finite(x, what: str):
+    """`x`, checked (at run time) to have no NaN or infinite entry."""
+    return eqx.error_if(
+        x, ~jnp.all(jnp.isfinite(x)), f"simulate: {what} has NaN or infinite entries; "
+        "expected finite values.",
+    )  # fmt: skip
+
+
+def _check_finite(neuron, y0, w_in, w_rec):
+    """The model's parameters, the initial state and the weights, checked to be finite
+    (a NaN weight would otherwise give a network without spikes, silently)."""
+    name = type(neuron).__name__
+
+    def param(path, x):
+        if not eqx.is_inexact_array(x):
+            return x
+        return _finite(x, f"the parameter {name}{jax.tree_util.keystr(path)}")
+
+    neuron = jax.tree_util.tree_map_with_path(param, neuron)
+    y0 = _finite(y0, "the initial state `y0`")
+    if w_in is not None:
+        w_in = _finite(jnp.asarray(w_in), "`w_in`")
+    if isinstance(w_rec, Synapses):
+        w_rec = eqx.tree_at(lambda s: s.weight, w_rec, _finite(w_rec.weight, "`w_rec.weight`"))
+    elif w_rec is not None:
+        w_rec = _finite(jnp.asarray(w_rec), "`w_rec`")
+    return neuron, y0, w_in, w_rec
 
 
 def _buffer_messages(overflow, pend_overflow, max_spikes, max_pending):
     """The errors of a full spike buffer and a full buffer of delayed arrivals."""
     return [
-        (overflow, f"simulate: more than max_spikes={max_spikes} spikes; the spike "
-         "buffer is full. Raise `max_spikes`."),
-        (pend_overflow, f"simulate: more than max_pending={max_pending} delayed "
-         "arrivals pending; the arrival buffer is full. Raise `max_pending`."),
+        (overflow, RESULTS.max_spikes_reached, f"simulate: more than max_spikes="
+         f"{max_spikes} spikes; the spike buffer is full. Raise `max_spikes`."),
+        (pend_overflow, RESULTS.max_pending_reached, f"simulate: more than max_pending="
+         f"{max_pending} delayed arrivals pending; the arrival buffer is full. Raise "
+         "`max_pending`."),
     ]  # fmt: skip
 
 
 def _report(times, messages, throw: bool, bad):
-    """`times` with each `(flag, message)` raised as an error where the flag is set
-    (`throw`), else NaN where `bad` (a failure that leaves the spikes meaningless)."""
+    """`(times, result)`: each `(flag, result, message)` of `messages` raised as an
+    error where the flag is set (`throw`), else `times` NaN where `bad` (a failure that
+    leaves the spikes meaningless); `result` the first flagged one's, else
+    `successful`."""
+    result = RESULTS.successful
+    for flag, item, _ in reversed(messages):
+        result = RESULTS.where(flag, item, result)
     if throw:
-        for flag, message in messages:
+        for flag, _, message in messages:
             times = eqx.error_if(times, flag, message)
-        return times
-    return jnp.where(bad, jnp.nan, times)
+        return times, result
+    return jnp.where(bad, jnp.nan, times), result
 
 
 def _coupled_connections(syn: Synapses):
@@ -586,22 +634,23 @@ def _simulate_windowed(
     n = neuron.num_neurons
     messages = [
         *_buffer_messages(f["overflow"], f["pend_overflow"], max_spikes, f["max_pending"]),
-        (f["window_overflow"], "simulate: a window of the windowed loop held more than "
-         f"max_window_spikes={f['max_window_spikes']} spikes. Raise `max_window_spikes` "
-         "or shorten `window`."),
-        (f["events_overflow"], "simulate: a neuron needed more than max_window_events="
-         f"{f['max_window_events']} segments (arrivals, spikes, ends of refractory "
-         "periods) in one window of the windowed loop. Raise `max_window_events` or "
-         "shorten `window`."),
-        (f["failed"], "simulate: a segment failed (event root find did not converge or "
-         "the solver hit max_steps); check the model parameters, tolerances or "
-         "`max_steps`."),
-        (f["unfinished"], "simulate: the windowed loop did not reach t1."),
+        (f["window_overflow"], RESULTS.max_window_spikes_reached, "simulate: a window "
+         f"of the windowed loop held more than max_window_spikes={f['max_window_spikes']}"
+         " spikes. Raise `max_window_spikes` or shorten `window`."),
+        (f["events_overflow"], RESULTS.max_window_events_reached, "simulate: a neuron "
+         f"needed more than max_window_events={f['max_window_events']} segments "
+         "(arrivals, spikes, ends of refractory periods) in one window of the windowed "
+         "loop. Raise `max_window_events` or shorten `window`."),
+        (f["failed"], RESULTS.root_find_failed, "simulate: a segment failed (event root "
+         "find did not converge or the solver hit max_steps); check the model "
+         "parameters, tolerances or `max_steps`."),
+        (f["unfinished"], RESULTS.max_segments_reached, "simulate: the windowed loop did "
+         "not reach t1."),
     ]  # fmt: skip
     # (a full spike or arrival buffer stops the loop after the window in which it
     # happened: the spikes up to there are right, as with the coupled loop)
     bad = f["failed"] | f["unfinished"] | f["window_overflow"] | f["events_overflow"]
-    times = _report(times, messages, throw, bad)
+    times, result = _report(times, messages, throw, bad)
     dtype_t = times.dtype
     return Simulation(
         spikes=SpikeTrain(times, ids, n),
@@ -611,8 +660,7 @@ def _simulate_windowed(
         ys=None,
         y_final=y_final,
         slopes=slopes,
-        overflow=f["overflow"] | f["pend_overflow"] | f["window_overflow"]
-        | f["events_overflow"],
+        result=result,
         num_segments=f["windows"],
     )
 
@@ -640,12 +688,12 @@ def _simulate_event(
     )  # fmt: skip
     messages = [
         *_buffer_messages(f["overflow"], f["pend_overflow"], max_spikes, f["max_pending"]),
-        (f["failed"], "simulate: a threshold crossing's root find did not converge; "
-         "check the model parameters."),
-        (f["unfinished"], "simulate: the event loop ran out of events before t1; raise "
-         "`max_segments`."),
+        (f["failed"], RESULTS.root_find_failed, "simulate: a threshold crossing's root "
+         "find did not converge; check the model parameters."),
+        (f["unfinished"], RESULTS.max_segments_reached, "simulate: the event loop ran "
+         "out of events before t1; raise `max_segments`."),
     ]  # fmt: skip
-    times = _report(times, messages, throw, f["failed"] | f["unfinished"])
+    times, result = _report(times, messages, throw, f["failed"] | f["unfinished"])
     return Simulation(
         spikes=SpikeTrain(times, ids, n),
         t0=t0,
@@ -654,7 +702,7 @@ def _simulate_event(
         ys=ys,
         y_final=y_final,
         slopes=slopes,
-        overflow=f["overflow"] | f["pend_overflow"],
+        result=result,
         num_segments=f["events"],
     )
 
@@ -728,7 +776,7 @@ def _run_per_neuron(
         ys=ys,
         y_final=sims.y_final[:, 0],
         slopes=slopes,
-        overflow=overflow,
+        result=RESULTS.where(overflow, RESULTS.max_spikes_reached, RESULTS.successful),
         num_segments=jnp.sum(sims.num_segments),
     )
     return sim, jnp.any(failed), jnp.any(unfinished), neuron_overflow
@@ -952,7 +1000,7 @@ def _run(
         ys=ys,
         y_final=final.y,
         slopes=buffers["out_slope"],
-        overflow=final.overflow,
+        result=RESULTS.where(final.overflow, RESULTS.max_spikes_reached, RESULTS.successful),
         num_segments=final.segments,
     )
     return sim, final.failed, ~final.done, final.pend_overflow, max_pending

@@ -8,9 +8,12 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .data import Task
 
 CHECKPOINT_FORMAT = 2
 SELECT_RULES = ("validation", "last")
@@ -96,12 +99,19 @@ class TrainConfig:
     devices: int = 0
     closed_form: bool = False
 
-    def validate(self) -> TrainConfig:
+    def validate(self, task: Task | None = None) -> TrainConfig:
+        """Check every field; raise `ValueError` listing every problem. `task`: the
+        user's task the run trains on (see `fit`), else the name must be one of
+        `spikeode.data.TASKS`."""
         from .data import TASKS
 
         problems = []
-        if self.task not in TASKS:
-            problems.append(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+        if task is not None and self.task != task.name:
+            problems.append(f"task must be the name of the task trained on, {task.name!r}; "
+                            f"got {self.task!r}")  # fmt: skip
+        elif task is None and self.task not in TASKS:
+            problems.append(f"task must be one of {sorted(TASKS)} (or pass your own "
+                            f"`task` to `fit`), got {self.task!r}")  # fmt: skip
         for name in ("train_samples", "validation_samples", "test_samples", "output_spikes",
                      "devices"):
             value = getattr(self, name)
@@ -694,6 +704,7 @@ def _take(tree, idx):
 def fit(
     config: TrainConfig,
     *,
+    task: Task | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -712,6 +723,9 @@ def fit(
     **Arguments:**
 
     - `config`: a [`spikeode.train.TrainConfig`][].
+    - `task`: the data to train on, e.g. your own spike trains and labels by
+      [`spikeode.data.Task.from_data`][] (`config.task` must be its name); default
+      the registered task `spikeode.data.TASKS[config.task]`.
     - `resume`: continue from `config.out/checkpoint` if it exists (the result is
       identical to an uninterrupted run).
     - `progress`: show a progress bar.
@@ -719,14 +733,14 @@ def fit(
 
     **Returns:** the final results (also in `results.json`).
     """
-    config.validate()
+    config.validate(task)
     _setup_jax(config.dtype)
     import jax.numpy as jnp
 
     from .data import TASKS
 
     os.makedirs(config.out, exist_ok=True)
-    task = TASKS[config.task]
+    task = TASKS[config.task] if task is None else task
     dtype = jnp.dtype(config.dtype)
     (x_train, y_train), (x_test, y_test) = _load(task, config, dtype)
     val = _load_validation(task, config, dtype) if config.select == "validation" else None
@@ -838,17 +852,17 @@ def fit(
     return results
 
 
-def evaluate_checkpoint(path: str) -> dict[str, Any]:
+def evaluate_checkpoint(path: str, task: Task | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint's selected parameters (see `TrainConfig.select`) on its
-    task's test split."""
+    task's test split (`task`: the user's task it was trained on, as for `fit`)."""
     meta = read_checkpoint_meta(path)
-    config = TrainConfig.from_json(meta["config"]).validate()
+    config = TrainConfig.from_json(meta["config"]).validate(task)
     _setup_jax(config.dtype)
     import jax.numpy as jnp
 
     from .data import TASKS
 
-    task = TASKS[config.task]
+    task = TASKS[config.task] if task is None else task
     (x_train, y_train), (x_test, y_test) = _load(task, config, jnp.dtype(config.dtype))
     steps = max(len(y_train) // config.batch_size, 1)
     trainer = _Trainer(config, x_train.num_neurons, task.num_classes, steps)

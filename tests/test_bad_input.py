@@ -17,6 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 import pytest
 
 import spikeode as so
@@ -58,6 +59,7 @@ def test_overflow_raises():
 def test_overflow_flag_without_throw():
     sim = _overflowing(throw=False)
     assert bool(sim.overflow)
+    assert bool(sim.result == so.RESULTS.max_spikes_reached)
     times = np.asarray(sim.spikes.times)
     # the buffer holds exactly the first max_spikes spikes, correctly; nothing is NaN
     assert not np.any(np.isnan(times))
@@ -66,6 +68,97 @@ def test_overflow_flag_without_throw():
     np.testing.assert_array_equal(np.asarray(sim.spikes.neurons), 0)
     assert np.all(np.isfinite(np.asarray(sim.y_final)))
     assert np.all(np.isfinite(np.asarray(sim.slopes)))
+
+
+# ------------------------------------------------------ failures as results (throw=False)
+
+
+def _result_cases():
+    """`(name, simulate kwargs, expected result, error pattern)` for every failure."""
+    lif = so.LIF(1, tau_mem=TAU, bias=BIAS)
+    syn = so.Synapses.from_dense(jnp.zeros((1, 1)), 0.0)
+    delayed = so.Synapses.from_dense(jnp.ones((1, 1)) * 0.01, 0.05)
+    bisect = optx.Bisection(rtol=0.0, atol=0.0)  # never converges: a failed root find
+    R = so.RESULTS
+    return [
+        ("spikes-event", dict(model=lif, max_spikes=3, w_rec=syn),
+         R.max_spikes_reached, "max_spikes=3"),
+        ("per-neuron", dict(model=so.LIF(2, tau_mem=TAU, bias=BIAS), max_spikes=20,
+                            max_spikes_per_neuron=2),
+         R.max_spikes_per_neuron_reached, "max_spikes_per_neuron=2"),
+        ("pending-coupled", dict(model=lif, max_spikes=20, w_rec=delayed, max_pending=1,
+                                 loop="coupled"),
+         R.max_pending_reached, "max_pending=1"),
+        ("pending-event", dict(model=lif, max_spikes=20, w_rec=delayed, max_pending=1),
+         R.max_pending_reached, "max_pending=1"),
+        ("root-coupled", dict(model=lif, max_spikes=20, root_finder=bisect, loop="coupled"),
+         R.root_find_failed, "root find"),
+        ("root-event", dict(model=lif, max_spikes=20, root_finder=bisect, w_rec=syn),
+         R.root_find_failed, "root find"),
+        ("segments-coupled", dict(model=lif, max_spikes=20, max_segments=3, loop="coupled"),
+         R.max_segments_reached, "max_segments"),
+        ("segments-event", dict(model=lif, max_spikes=20, max_segments=3, w_rec=syn),
+         R.max_segments_reached, "max_segments"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", _result_cases(), ids=lambda c: c[0])
+def test_failures_as_results(case):
+    """Each failure is raised by name (`throw=True`) or returned as its own
+    `Simulation.result` (`throw=False`): a full buffer is told apart from a failed
+    root find or an exhausted loop; only the last two make spike times NaN."""
+    _, kw, expected, pattern = case
+    kw = dict(kw)
+    model = kw.pop("model")
+    sim = so.simulate(model, 0.2, throw=False, **kw)
+    assert bool(sim.result == expected), sim.result
+    meaningless = expected in (so.RESULTS.root_find_failed, so.RESULTS.max_segments_reached)
+    assert bool(sim.overflow) == (not meaningless)
+    assert np.isnan(np.asarray(sim.spikes.times)).any() == meaningless
+    with pytest.raises(RuntimeErr, match=pattern):
+        so.simulate(model, 0.2, **kw)
+
+
+def test_successful_result_under_vmap():
+    sims = jax.vmap(lambda b: so.simulate(
+        so.LIF(1, tau_mem=TAU, bias=b), 0.2, max_spikes=5, throw=False
+    ))(jnp.array([BIAS, 0.5]))  # fmt: skip
+    np.testing.assert_array_equal(
+        np.asarray(sims.result == so.RESULTS.max_spikes_reached), [True, False]
+    )
+    np.testing.assert_array_equal(np.asarray(sims.result == so.RESULTS.successful),
+                                  [False, True])
+
+
+# ------------------------------------------------------------ NaN or infinite values
+
+
+@pytest.mark.parametrize(
+    "bad, value",
+    [("w_in", np.nan), ("w_rec", np.inf), ("synapses", np.nan), ("parameter", np.inf),
+     ("y0", np.nan)],
+)  # fmt: skip
+def test_nonfinite_weights_parameters_state(bad, value):
+    """NaN or infinite weights, parameters (also traced ones, as training reaches them)
+    or initial states raise an error naming them, in every loop, instead of silently
+    giving a network without spikes."""
+    inputs = so.SpikeTrain.from_per_neuron([[0.01]], 1)
+
+    @eqx.filter_jit
+    def run(x):
+        w_in = jnp.ones((1, 2)).at[0, 1].set(x) if bad == "w_in" else jnp.ones((1, 2))
+        bias = jnp.full((2,), BIAS).at[1].set(x) if bad == "parameter" else BIAS
+        w = jnp.zeros((2, 2)).at[0, 1].set(x if bad in ("w_rec", "synapses") else 0.1)
+        w_rec = so.Synapses.from_dense(w, 0.0) if bad == "synapses" else w
+        y0 = jnp.zeros((2, 2)).at[1, 0].set(x) if bad == "y0" else None
+        model = so.LIF(2, tau_mem=TAU, bias=bias)
+        return so.simulate(model, 0.1, inputs, w_in, w_rec=w_rec, y0=y0, max_spikes=10)
+
+    pattern = {"w_in": "`w_in`", "w_rec": "`w_rec`", "synapses": "`w_rec.weight`",
+               "parameter": r"the parameter LIF\.bias", "y0": "`y0`"}[bad]  # fmt: skip
+    with pytest.raises(RuntimeErr, match=pattern + " has NaN or infinite entries"):
+        run(value)
+    run(0.5)  # the same function with a finite value runs
 
 
 # ---------------------------------------------------------------------- input spike times

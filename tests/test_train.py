@@ -334,3 +334,57 @@ def test_closed_form_config_errors(capsys):
         dataclasses.replace(SMALL, closed_form=True).validate()
     assert cli.main(["train", "yinyang", "--set", "closed_form=true"]) == 2
     assert "dedicated field 'closed_form'" in capsys.readouterr().err
+
+
+def _blobs(n, seed):
+    """Two Gaussian blobs in the unit square, latency-coded with a bias spike: a
+    user's own data set, built without the task registry."""
+    import spikeode as so
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    centres = np.array([[0.25, 0.7], [0.75, 0.3]])
+    x = np.clip(centres[y] + rng.normal(0, 0.1, (n, 2)), 0, 1)
+    x = np.concatenate([x, 1 - x], axis=1)  # (as Yin-Yang: each value and 1 - value)
+    spikes = so.data.latency_encode(x, 0.0, 0.03, dtype=np.float64)
+    return so.data.add_bias_spike(spikes, 0.0), y
+
+
+def test_fit_on_user_data(tmp_path):
+    """`fit(config, task=Task.from_data(...))` trains on spike trains and labels the
+    user built, writes its results, and its checkpoint evaluates with the same task."""
+    from spikeode.data import Task
+
+    task = Task.from_data("blobs", _blobs(256, 0), _blobs(100, 1), validation=_blobs(100, 2))
+    assert task.num_classes == 2
+    config = dataclasses.replace(
+        SMALL, task="blobs", epochs=3, hidden=10, closed_form=True,
+        tau_syn=SMALL.tau_mem / 2, out=str(tmp_path / "blobs"),
+        train_samples=0, validation_samples=0, test_samples=0,
+    )  # fmt: skip
+    results = fit(config, task=task, progress=False, log=lambda *_: None)
+    assert results["task"] == "blobs" and results["test_acc"] >= 0.9, results
+    assert "val_acc" in _history(config.out)[0]
+    ckpt = os.path.join(config.out, "checkpoint")
+    again = evaluate_checkpoint(ckpt, task=task)
+    assert again["test_acc"] == pytest.approx(results["test_acc"], abs=1e-12)
+    with pytest.raises(ValueError, match="pass your own `task`"):
+        evaluate_checkpoint(ckpt)
+    with pytest.raises(ValueError, match="task must be the name of the task trained on"):
+        fit(dataclasses.replace(config, task="yinyang"), task=task, progress=False)
+
+
+def test_user_data_errors():
+    import spikeode as so
+    from spikeode.data import Task
+
+    x, y = _blobs(8, 0)
+    with pytest.raises(ValueError, match="train labels must be integers of shape"):
+        Task.from_data("t", (x, y[:5]), (x, y))
+    with pytest.raises(ValueError, match=r"test labels must lie in \[0, 2\)"):
+        Task.from_data("t", (x, y), (x, y + 5), num_classes=2)
+    with pytest.raises(ValueError, match="validation spikes must be a batched SpikeTrain"):
+        Task.from_data("t", (x, y), (x, y), validation=(so.SpikeTrain.from_lists([[0.1]]), y))
+    other = so.data.latency_encode(np.zeros((8, 3)), 0.0, 0.03)
+    with pytest.raises(ValueError, match="test spikes have 3 input neurons; the train split has 5"):
+        Task.from_data("t", (x, y), (other, y))

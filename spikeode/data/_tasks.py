@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import ArrayLike
+
+from .._spikes import SpikeTrain
 from ._digits import digits_spikes
 from ._randman import randman_spikes
 from ._xor import xor_spikes
@@ -30,6 +35,75 @@ class Task:
     defaults: dict = dataclasses.field(default_factory=dict)
     load_validation: Callable | None = None
     closed_form_defaults: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_data(
+        cls,
+        name: str,
+        train: tuple[SpikeTrain, ArrayLike],
+        test: tuple[SpikeTrain, ArrayLike],
+        *,
+        validation: tuple[SpikeTrain, ArrayLike] | None = None,
+        num_classes: int | None = None,
+    ) -> Task:
+        """A task of your own data, for `spikeode.train.fit(config, task=...)`.
+
+        **Arguments:**
+
+        - `name`: the task's name (`TrainConfig.task` must be the same).
+        - `train`, `test`, `validation` (optional): each `(spikes, labels)`, `spikes`
+          a batched [`spikeode.SpikeTrain`][] (times of shape `(samples, capacity)`,
+          sorted, padded with `+inf`), `labels` integers in `[0, num_classes)` of
+          shape `(samples,)`. All splits need the same number of input neurons.
+        - `num_classes`: default one more than the largest label.
+
+        **Returns:** a `Task` whose splits are these arrays, cast to the training
+        dtype. Raises `ValueError` naming the split for shapes or labels that do not
+        fit.
+        """
+        splits = dict(train=train, test=test, validation=validation)
+        labels = [np.asarray(s[1]) for s in splits.values() if s is not None]
+        if num_classes is None:
+            num_classes = int(max(int(y.max()) for y in labels if y.size)) + 1
+        inputs = None
+        for split, pair in splits.items():
+            if pair is None:
+                continue
+            x, y = pair
+            y = np.asarray(y)
+            if not isinstance(x, SpikeTrain) or x.times.ndim != 2:
+                raise ValueError(
+                    f"Task.from_data: the {split} spikes must be a batched SpikeTrain "
+                    "(times of shape (samples, capacity))."
+                )
+            if y.shape != (x.times.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(
+                    f"Task.from_data: the {split} labels must be integers of shape "
+                    f"({x.times.shape[0]},), one per sample; got {y.dtype} {y.shape}."
+                )
+            if y.size and (y.min() < 0 or y.max() >= num_classes):
+                raise ValueError(
+                    f"Task.from_data: the {split} labels must lie in [0, {num_classes}); "
+                    f"got [{y.min()}, {y.max()}]."
+                )
+            if inputs is not None and x.num_neurons != inputs:
+                raise ValueError(
+                    f"Task.from_data: the {split} spikes have {x.num_neurons} input "
+                    f"neurons; the train split has {inputs}."
+                )
+            inputs = x.num_neurons
+
+        def cast(pair, dtype):
+            x, y = pair
+            x = SpikeTrain(jnp.asarray(x.times, dtype), jnp.asarray(x.neurons, jnp.int32),
+                           x.num_neurons).validate()  # fmt: skip
+            return x, jnp.asarray(y, jnp.int32)
+
+        return cls(
+            name, num_classes, lambda dtype: (cast(train, dtype), cast(test, dtype)),
+            load_validation=None if validation is None else (
+                lambda dtype: cast(validation, dtype)),
+        )  # fmt: skip
 
 
 def _yinyang(dtype):
