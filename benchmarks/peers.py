@@ -99,7 +99,7 @@ def yinyang_arrays():
 
 def epoch_batches(n, epoch):
     """The minibatch indices of one epoch, exactly spikeode's `fit` (seed 0)."""
-    from spikeode.train import _batches
+    from spikeode.train._trainer import _batches
 
     return list(_batches(n, BATCH, SEED, epoch))
 
@@ -131,7 +131,10 @@ def spikeode_yinyang(args):
     from spikeode.data import TASKS
     import jax
 
-    from spikeode.train import TrainConfig, _chunk_size, _load, _setup_jax, _Trainer, num_devices
+    from spikeode.train import TrainConfig, num_devices
+    from spikeode.train._fit import _load, _setup_jax
+    from spikeode.train._parallel import _chunk_size
+    from spikeode.train._trainer import _Trainer
 
     # `spikeode train yinyang`'s configuration and epoch loop
     config = dataclasses.replace(
@@ -867,7 +870,7 @@ def main(argv=None):
             "batch_size": BATCH, "steps_per_epoch": 5000 // BATCH,
             "samples_per_epoch": (5000 // BATCH) * BATCH, "epochs": args.epochs,
             "dtype": "float32", "tau_mem_s": TAU_MEM, "tau_syn_s": TAU_SYN, "t1_s": T1,
-            "minibatches": "identical index sequence for every library (spikeode.train._batches, seed 0)",
+            "minibatches": "identical index sequence for every library (spikeode.train._trainer._batches, seed 0)",
         },
         "notes": {
             "epoch_time_s": "median wall time of the epochs after the first (the first "

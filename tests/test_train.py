@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from spikeode import cli
-from spikeode.train import TrainConfig, _Trainer, evaluate_checkpoint, fit
+from spikeode.train import TrainConfig, evaluate_checkpoint, fit
+from spikeode.train._trainer import _Trainer
 
 # float64 (the suite runs with x64 on); a small Yin-Yang subset.
 SMALL = TrainConfig(
@@ -106,7 +107,7 @@ def test_randman_task_defaults_learn(tmp_path):
 
 
 def test_silent_hidden_neurons_are_bumped():
-    from spikeode.train import _bump_silent, _Trainer
+    from spikeode.train._model import _bump_silent
 
     trainer = _Trainer(dataclasses.replace(SMALL, hidden=4), 5, 3, 30)
     params = trainer.params
@@ -217,7 +218,9 @@ import dataclasses, json, sys
 import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np, jax.numpy as jnp
-from spikeode.train import TrainConfig, _Trainer, _load, num_devices
+from spikeode.train import TrainConfig, num_devices
+from spikeode.train._fit import _load
+from spikeode.train._trainer import _Trainer
 from spikeode.data import TASKS
 assert jax.local_device_count() == 2, jax.devices()
 # weight bumping uses the silent neurons of the whole batch, summed over both shares
@@ -269,7 +272,7 @@ def _initial_weights():
 
 def test_input_augmentation_is_reproducible_sorted_and_nonnegative():
     from spikeode.data import yinyang_spikes
-    from spikeode.train import _augment, _take
+    from spikeode.train._trainer import _augment, _take
 
     x, _ = yinyang_spikes("test", 0.0, 0.03, 0.0)
     x = _take(x, np.arange(64))
