@@ -18,7 +18,7 @@ reported in the JSON instead of stopping the run):
 2. `spike_time`: the first spike time of one LIF neuron (tau_mem = 20 ms,
    tau_syn = 10 ms, threshold 1) driven by four weighted input spikes, against the
    closed form for tau_mem = 2 tau_syn (a quadratic in x = exp(-t/tau_mem),
-   `spikeode._closed_forms.lif_double_tau_first_spike`) and, independently, SciPy's
+   `spikeode._verify._formulas.lif_double_tau_first_spike`) and, independently, SciPy's
    `solve_ivp` (rtol = atol = 1e-12), in float64 and in float32.
 3. `recurrent`: the recurrent 100-neuron LIF network of `benchmarks/recurrent_lif.py`
    (1 s, about 10 spikes per neuron, float64 as there): compile time, forward and
@@ -715,7 +715,7 @@ def spike_time_reference():
     import numpy as np
     from scipy.integrate import solve_ivp
 
-    from spikeode._closed_forms import lif_double_tau_first_spike
+    from spikeode._verify._formulas import lif_double_tau_first_spike
 
     closed = lif_double_tau_first_spike(ST_TIMES, ST_WEIGHTS, ST_TAU_MEM, threshold=1.0)
     # independent: integrate the ODE between inputs, stop at v = 1

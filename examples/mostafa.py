@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import spikeode as so  # noqa: E402
-from spikeode._closed_forms import mostafa_first_spike  # noqa: E402
+from spikeode._verify._formulas import mostafa_first_spike  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 T1 = 8.0  # trial end: a neuron that has not fired by then is silent (z = e^8 ~ 2981)

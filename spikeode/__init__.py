@@ -18,6 +18,7 @@ from ._root_finder import BracketedNewton as BracketedNewton
 from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain
 from ._synapses import Synapses as Synapses
+from ._verify import CheckResult as CheckResult
 from .neurons import (
     AbstractNeuron as AbstractNeuron,
     AdaptiveLIF as AdaptiveLIF,

@@ -241,7 +241,7 @@ def simulate(
     memory does not grow with the number of solver steps (the loop stores one state
     per segment, or `checkpoints` of them).
 
-    **Arguments:**
+    **Main arguments:**
 
     - `neuron`: the population's model ([`spikeode.AbstractNeuron`][]).
     - `t1`: end time.
@@ -260,13 +260,21 @@ def simulate(
       processes spikes (neurons at threshold), then saves, input arrivals,
       recurrent arrivals (lowest `pre`, then lowest `post`, first), ends of
       refractory periods.
-    - `input_delays`: input transmission delays: an input spike of source `j` at `t`
-      arrives at neuron `i` at `t + input_delays[j, i]`; broadcasts against `w_in`
-      like `delays`. Arrivals at equal times keep the input train's order.
     - `t0`: start time.
     - `y0`: initial state (default `neuron.init_state()`).
     - `max_spikes`: capacity of the output spike buffer. Exceeding it is an error
       (or, with `throw=False`, reported in `Simulation.result`).
+    - `save_ts`: sorted times in `[t0, t1]` at which to record the state.
+    - `throw`: raise on a full buffer, a failed root find or solver, or a loop that ran
+      out of segments, with an error naming it. With `False` these are reported in
+      `Simulation.result` ([`spikeode.RESULTS`][]), and the last two also by NaN spike
+      times.
+
+    **Other arguments** (loops, capacities, solvers, gradients):
+
+    - `input_delays`: input transmission delays: an input spike of source `j` at `t`
+      arrives at neuron `i` at `t + input_delays[j, i]`; broadcasts against `w_in`
+      like `delays`. Arrivals at equal times keep the input train's order.
     - `max_spikes_per_neuron`: for populations without recurrent weights only. The
       neurons are then independent, and each is simulated on its own (`jax.vmap`
       over neurons of one event loop): every loop has a segment per input spike and
@@ -306,7 +314,6 @@ def simulate(
     - `max_window_events`: the windowed loop's bound on one neuron's segments in one
       window (its arrivals, spikes, ends of refractory periods, plus one; default
       16); exceeding it is an error.
-    - `save_ts`: sorted times in `[t0, t1]` at which to record the state.
     - `solver`: any Diffrax solver; default `ExactSolver()` if the model has a
       closed-form flow, else `diffrax.Tsit5()`.
     - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-10, atol=1e-10)`
@@ -334,16 +341,26 @@ def simulate(
       segment; `a` is the number of arrival slots a spike takes, 0 without
       `delays`). Raise it for models whose `safe_step_end` ends segments without a
       spike.
-    - `throw`: raise on a full buffer, a failed root find or solver, or a loop that ran
-      out of segments, with an error naming it. With `False` these are reported in
-      `Simulation.result` ([`spikeode.RESULTS`][]), and the last two also by NaN spike
-      times.
     - `pseudodynamics`: a [`spikeode.Pseudodynamics`][]: the trial ends at its
       `trial_end` (before `t1`) and the network then continues to `t1` with every
       neuron's constant drive replaced by its `drive`; spikes after the trial end are
       pseudospikes (Klos & Memmesheimer).
 
     **Returns:** a [`spikeode.Simulation`][].
+
+    **Raises:**
+
+    - `ValueError` (at call time) for arguments that are wrong in themselves: shapes
+      that do not fit (`w_in`, `w_rec`, `delays`, `y0`), capacities that are not
+      positive ints, a `loop` that cannot run this problem (named with the reason),
+      options that do not combine, a float64 `y0` without x64.
+    - `equinox.EquinoxRuntimeError` (also inside `jit`, via `equinox.error_if`) for
+      values that are wrong: NaN, infinite or unsorted input times, spikes before `t0`,
+      NaN or infinite weights, parameters or `y0`, non-positive time constants,
+      negative or non-finite delays, `t1 <= t0`; and, with `throw=True`, for a run
+      that failed: a full buffer (naming the capacity to raise), a root find or solver
+      that did not converge, an exhausted `max_segments`. With `throw=False` the run's
+      failures are returned in `Simulation.result` instead.
     """
     kwargs = dict(
         w_rec=w_rec, delays=delays, input_delays=input_delays, max_pending=max_pending,

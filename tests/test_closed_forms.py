@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import spikeode as so
-from spikeode._closed_forms import (
+from spikeode._verify._formulas import (
     alpha_first_spike,
     lif_double_tau_first_spike,
     lif_equal_tau_first_spike,

@@ -20,7 +20,7 @@ import scipy.integrate
 import scipy.optimize
 
 import spikeode as so
-from spikeode._reference import reference_simulate
+from spikeode._verify import reference_simulate
 
 JitRuntimeErr = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError, ValueError)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import spikeode as so
-from spikeode._closed_forms import lif_double_tau_first_spike, mostafa_first_spike
+from spikeode._verify._formulas import lif_double_tau_first_spike, mostafa_first_spike
 
 T1 = 0.05
 NIN, N = 5, 40

@@ -3,7 +3,7 @@
 integrate-and-fire).
 
 - spike times of single neurons (under `vmap`) and of small recurrent networks against
-  an independent SciPy integrator (DOP853, rtol 1e-12; `spikeode._reference`);
+  an independent SciPy integrator (DOP853, rtol 1e-12; `spikeode._verify._reference`);
 - gradients against finite differences (`spikeode.check_grads`);
 - no threshold crossing hides inside a solver step: `safe_step_end` is checked on
   random states against a dense reference trajectory, and a crossing that rises
@@ -11,7 +11,7 @@ integrate-and-fire).
   where the same model without `safe_step_end` misses it (the latter in a `slow` test);
 - bad parameters raise clear errors.
 
-The two network checks are the `spikeode check` rows (`spikeode._verify_numerical`),
+The two network checks are the `spikeode check` rows (`spikeode._verify._numerical`),
 computed once per module. Compiles dominate the run time, so each simulation shape is
 compiled once.
 """
@@ -29,8 +29,8 @@ import scipy.optimize
 
 import spikeode as so
 from spikeode._loop import default_solver
-from spikeode._verify import _spike_error
-from spikeode._verify_numerical import SPIKE_TIME_TOL, reference_adaptive_lif, reference_exp_if
+from spikeode._verify._numerical import reference_adaptive_lif, reference_exp_if, SPIKE_TIME_TOL
+from spikeode._verify._result import _spike_error
 from spikeode.neurons._adaptive import AdaptiveLIF
 from spikeode.neurons._eif import ExpIF
 

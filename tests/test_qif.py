@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import spikeode as so
-from spikeode._closed_forms import theta_population
+from spikeode._verify._formulas import theta_population
 
 RuntimeErr = eqx.EquinoxRuntimeError
 

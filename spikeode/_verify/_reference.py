@@ -1,6 +1,8 @@
 """An independent reference simulator for verification: any neuron model written as
 NumPy functions, integrated by SciPy's `solve_ivp` with event location, segment by
-segment. It shares no code with Diffrax or with spikeode's event loop."""
+segment. It shares no code with Diffrax or with spikeode's event loop. Behind every
+SciPy reference of `spikeode check` (the models' NumPy right-hand sides are in the
+check modules)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._spikes import SpikeTrain
+from .._spikes import SpikeTrain
 
 
 def reference_simulate(
@@ -151,3 +153,21 @@ def reference_simulate(
             y = receive(y, w_in[in_i[ptr]])
             ptr += 1
     return np.asarray(out_t), np.asarray(out_i, dtype=int)
+
+
+# ----------------------------------------------------------------------------------
+# `reset` and `receive` building blocks for models whose state is `(v, I, ...)` columns
+def _set(y, j, value):
+    """`y` with `v` (column 0) of neuron `j` set to `value`."""
+    y = y.copy()
+    y[j, 0] = value
+    return y
+
+
+def _add_column(column):
+    def receive(y, w):
+        y = y.copy()
+        y[:, column] += w
+        return y
+
+    return receive

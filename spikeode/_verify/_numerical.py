@@ -1,6 +1,7 @@
-"""Verification of the models integrated numerically (no closed form): `AdaptiveLIF`
-and `ExpIF`. Spike times against SciPy's DOP853 (`spikeode._reference`), gradients
-against finite differences. Rows for `spikeode check`."""
+"""`spikeode check` rows of the models integrated numerically (no closed form):
+`AdaptiveLIF` and `ExpIF`. Spike times against SciPy's DOP853 (`reference_simulate`),
+gradients against finite differences. Also `reference_adaptive_lif` and
+`reference_exp_if`, the two populations by SciPy."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ._adjoint import EventPropAdjoint
-from ._gradcheck import check_grads
-from ._loop import simulate
+from .._adjoint import EventPropAdjoint
+from .._gradcheck import check_grads
+from .._loop import simulate
+from ..neurons._adaptive import AdaptiveLIF
+from ..neurons._eif import ExpIF
 from ._reference import reference_simulate
-from ._verify import CheckResult, _loss_of_times, _random_inputs, _result, _spike_error
-from .neurons._adaptive import AdaptiveLIF
-from .neurons._eif import ExpIF
+from ._result import _loss_of_times, _random_inputs, _result, _spike_error, CheckResult
 
 # Tolerance of the SciPy reference (DOP853, rtol = atol).
 REFERENCE_RTOL = 1e-12

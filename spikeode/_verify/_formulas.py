@@ -1,10 +1,12 @@
-"""Closed-form first spike times of integrate-and-fire neurons on a causal set of
-input spikes (NumPy/SciPy, independent of the event loop), for verification.
+"""Closed-form reference formulas for verification, in NumPy/SciPy, independent of the
+event loop and of the models' own closed-form flows (`spikeode.neurons._closed_form`).
 
-For each prefix `k` of the time-sorted inputs (the candidate causal set), the voltage
-on `[t_k, t_{k+1})` has a closed form whose first upward threshold crossing is
-solved exactly; the first prefix with a crossing inside its interval gives the first
-output spike.
+First spike times of integrate-and-fire neurons on a causal set of input spikes: for
+each prefix `k` of the time-sorted inputs (the candidate causal set), the voltage on
+`[t_k, t_{k+1})` has a closed form whose first upward threshold crossing is solved
+exactly; the first prefix with a crossing inside its interval gives the first output
+spike. Theta-neuron networks (`theta_population`): event by event from the voltage's
+tan / tanh / coth forms.
 """
 
 from __future__ import annotations

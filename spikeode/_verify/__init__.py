@@ -1,0 +1,96 @@
+"""Built-in verification, behind `spikeode check`: spike times against closed forms or
+an independent integrator (SciPy's DOP853), gradients against finite differences.
+
+One module per model family holds its checks (`_lif`, `_phase`, `_numerical`,
+`_smooth`); they share `_result` (`CheckResult` and the helpers) and the references,
+`_reference` (`reference_simulate`, an independent SciPy simulator) and `_formulas`
+(closed forms in NumPy). Model code never imports this package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import jax
+
+from ._lif import (
+    check_alpha,
+    check_first_spikes,
+    check_lif_constant_drive,
+    check_lif_feedforward,
+    check_lif_input_driven,
+    check_lif_lambert,
+    check_lif_recurrent,
+    check_nonleaky,
+    reference_lif,
+)
+from ._numerical import check_adaptive_lif, check_exp_if
+from ._phase import check_qif, check_qif_pseudo, check_theta, reference_qif
+from ._reference import reference_simulate
+from ._result import ADJOINT_TOL, CheckResult
+from ._smooth import check_smooth_gated
+
+__all__ = [
+    "ADJOINT_TOL",
+    "CHECKS",
+    "CheckResult",
+    "format_table",
+    "reference_lif",
+    "reference_qif",
+    "reference_simulate",
+    "run_checks",
+]
+
+CHECKS: dict[str, Callable[[], CheckResult]] = {
+    "lif-constant": check_lif_constant_drive,
+    "lif-input": check_lif_input_driven,
+    "lif-feedforward": check_lif_feedforward,
+    "lif-recurrent": check_lif_recurrent,
+    "lif-equal-tau": lambda: check_lif_lambert(1.0),
+    "lif-double-tau": lambda: check_lif_lambert(2.0),
+    "nonleaky": check_nonleaky,
+    "first-spikes": check_first_spikes,
+    "alpha": check_alpha,
+    "theta": check_theta,
+    "qif": check_qif,
+    "qif-pseudo": check_qif_pseudo,
+    "smooth-gated": check_smooth_gated,
+    "adaptive-lif": check_adaptive_lif,
+    "exp-if": check_exp_if,
+}
+
+
+def run_checks(names=None, progress: Callable[[str], None] | None = None) -> list[CheckResult]:
+    """Run the named built-in checks (all by default) in float64."""
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError("run_checks needs float64: enable jax_enable_x64 first.")
+    names = list(CHECKS) if names is None else list(names)
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown}; choose from {list(CHECKS)}.")
+    results = []
+    for name in names:
+        if progress:
+            progress(name)
+        start = time.perf_counter()
+        res = CHECKS[name]()
+        results.append(dataclasses.replace(res, seconds=time.perf_counter() - start))
+    return results
+
+
+def format_table(results: list[CheckResult]) -> str:
+    head = (
+        f"{'model':<12} {'network':<32} {'spikes':>6} {'min/neuron':>10} "
+        f"{'spike-time err':>14} {'grad rel err':>12} {'adjoint err':>11}  result"
+    )
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rows.append(
+            f"{r.model:<12} {r.network:<32} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
+            f"{r.spike_time_error:>14.2e} {r.grad_error:>12.2e} "
+            f"{'n/a' if r.adjoint_error is None else f'{r.adjoint_error:.2e}':>11}  "
+            f"{'pass' if r.passed else 'FAIL'}"
+        )
+    return "\n".join(rows)
