@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow check bench reproduce clean
+.PHONY: run test lint test-slow check bench reproduce clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ run: $(STAMP)
 # compilation, so two cores run it in about half the time. Work units (a test module,
 # or a single test named in tests/conftest.py) go to whichever worker is free, heaviest
 # first; a module's tests share its fixtures and compiled functions.
-test: $(STAMP)
+# (ruff first: lint errors fail the suite in a second)
+test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
+
+lint: $(STAMP)
+	$(BIN)/ruff check
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -341,7 +341,6 @@ def spikeode_worker(args):
 
 def brian2_worker(args):
     import numpy as np
-
     from _cuba_brian2 import run_brian2
 
     a = np.load(os.path.join(args.dir, f"net_{case_name(args.n, args.delay)}.npz"))
@@ -460,7 +459,6 @@ def run_child(args, kind, n, delay, extra=()):
 
 def compare(args, n, delay, approx_file, exact_file):
     import numpy as np
-
     from _cuba_brian2 import compare_trains
 
     pa, pe = os.path.join(args.dir, approx_file), os.path.join(args.dir, exact_file)
@@ -640,7 +638,8 @@ def main(argv=None):
     parser.add_argument("--tol", type=float, default=1e-3,
                         help="compare_trains tolerance (s) for the divergence time")
     parser.add_argument("--delay-loop", choices=("windowed", "event"), default="event",
-                        help="spikeode's loop for the 1 ms delay (default: event, what loop=\"auto\" picks)")
+                        help="spikeode's loop for the 1 ms delay (default: event, "
+                             "what loop=\"auto\" picks)")
     parser.add_argument("--delays", default="1,0",
                         help="delays to run, in ms (default 1,0; 1 is the only positive "
                              "delay the windowed loop's window fits)")
@@ -699,7 +698,8 @@ def main(argv=None):
             "brian2_dts_s": args.brian2_dts, "brian2_target": args.brian2_target,
             "zero_delay_max_n": args.zero_delay_max_n, "grad_max_n": args.grad_max_n,
             "zero_delay_form": args.zero_delay_form, "zero_delay_loop": args.zero_delay_loop,
-            "delay_loop": args.delay_loop, "delays_ms": args.delays, "grad_checkpoints": args.grad_checkpoints,
+            "delay_loop": args.delay_loop, "delays_ms": args.delays,
+            "grad_checkpoints": args.grad_checkpoints,
             "network": {
                 "model": "ExcInhLIF (Vogels-Abbott CUBA, units of the threshold distance)",
                 "tau_mem_s": TAU_MEM, "tau_exc_s": TAU_EXC, "tau_inh_s": TAU_INH,

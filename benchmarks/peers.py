@@ -125,13 +125,12 @@ def summarize_training(epoch_times, step_times, first_step, compile_s, extra, fi
 
 # =========================================================================== spikeode
 def spikeode_yinyang(args):
+    import jax
     import jax.numpy as jnp
     import numpy as np
 
     from spikeode.data import TASKS
-    import jax
-
-    from spikeode.train import TrainConfig, num_devices
+    from spikeode.train import num_devices, TrainConfig
     from spikeode.train._fit import _load, _setup_jax
     from spikeode.train._parallel import _chunk_size
     from spikeode.train._trainer import _Trainer
@@ -198,7 +197,8 @@ def spikeode_spike_time(args, dtype):
 
     import spikeode as so
 
-    model = so.LIF(1, tau_mem=jnp.asarray(ST_TAU_MEM, dtype), tau_syn=jnp.asarray(ST_TAU_SYN, dtype),
+    model = so.LIF(1, tau_mem=jnp.asarray(ST_TAU_MEM, dtype),
+                   tau_syn=jnp.asarray(ST_TAU_SYN, dtype),
                    threshold=jnp.asarray(1.0, dtype), v_reset=jnp.asarray(0.0, dtype))
     n = len(ST_TIMES)
     train = so.SpikeTrain(jnp.asarray(ST_TIMES, dtype), jnp.arange(n), n)
@@ -243,7 +243,6 @@ def spikeode_recurrent(args):
 # ============================================================================= jaxsnn
 def _jaxsnn_spikes(times, ids):
     import jax.numpy as jnp
-
     from jaxsnn.event.types import Spike
 
     times = jnp.asarray(times)
@@ -266,7 +265,6 @@ def jaxsnn_yinyang(args):
     import jax.numpy as jnp
     import numpy as np
     import optax
-
     from jaxsnn.event.encode import target_temporal_encode
     from jaxsnn.event.loss import mse_loss
     from jaxsnn.event.modules import LIF, Linear, Source
@@ -308,10 +306,13 @@ def jaxsnn_yinyang(args):
         times, ids, labels = data[split]
         idx = np.stack(perm_batches)  # (batches, 64)
         return ({"inp": _jaxsnn_spikes(times[idx], ids[idx])},
-                encode_targets(jnp.asarray(labels[idx].reshape(-1))).reshape(idx.shape + (CLASSES,)))
+                encode_targets(jnp.asarray(labels[idx].reshape(-1))).reshape(
+                    idx.shape + (CLASSES,)))
 
     def run_epoch(state, batches):  # the body of jaxsnn.event.training.epoch
-        state, (recording, grads) = jax.lax.scan(partial(update, optimizer, loss_fn), state, batches)
+        state, (recording, grads) = jax.lax.scan(
+            partial(update, optimizer, loss_fn), state, batches
+        )
         return state, recording[0]
 
     n_train = len(data["train"][2])
@@ -375,7 +376,6 @@ def jaxsnn_spike_time(args, dtype):
     import jax
     import jax.numpy as jnp
     import numpy as np
-
     from jaxsnn.event.modules import LIF, Linear, Source
     from jaxsnn.event.modules.lif.lif import LIFParameters
     from jaxsnn.event.topology import Topology
@@ -401,7 +401,6 @@ def jaxsnn_spike_time(args, dtype):
 def _eventax_common(dtype, adjoint="default"):
     import diffrax as dfx
     import optimistix as optx
-
     from eventax.adjoint import EventPropAdjoint
 
     tol = EVX_NEWTON_TOL_F64 if dtype == "float64" else EVX_NEWTON_TOL_F32
@@ -441,10 +440,10 @@ def eventax_yinyang(args):
     import jax.numpy as jnp
     import numpy as np
     import optax
-
     from eventax.evnn import FFEvNN
     from eventax.neuron_models import LIF
-    from spikeode.train import TrainConfig, build_model
+
+    from spikeode.train import build_model, TrainConfig
 
     config = TrainConfig.for_task("yinyang")
     data = yinyang_arrays()
@@ -595,7 +594,6 @@ def eventax_spike_time(args, dtype):
     import jax
     import jax.numpy as jnp
     import numpy as np
-
     from eventax.evnn import FFEvNN
     from eventax.neuron_models import LIF
 
@@ -627,7 +625,6 @@ def eventax_recurrent(args):
     import equinox as eqx
     import jax.numpy as jnp
     import numpy as np
-
     from eventax.evnn import EvNN
     from eventax.neuron_models import LIF
 
@@ -870,7 +867,8 @@ def main(argv=None):
             "batch_size": BATCH, "steps_per_epoch": 5000 // BATCH,
             "samples_per_epoch": (5000 // BATCH) * BATCH, "epochs": args.epochs,
             "dtype": "float32", "tau_mem_s": TAU_MEM, "tau_syn_s": TAU_SYN, "t1_s": T1,
-            "minibatches": "identical index sequence for every library (spikeode.train._trainer._batches, seed 0)",
+            "minibatches": "identical index sequence for every library "
+            "(spikeode.train._trainer._batches, seed 0)",
         },
         "notes": {
             "epoch_time_s": "median wall time of the epochs after the first (the first "

@@ -52,16 +52,15 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+import _machine  # noqa: E402  (benchmarks/, the script's folder)
 import diffrax  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax.lax as lax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _machine import version  # noqa: E402
 
 import spikeode as so  # noqa: E402
-
-import _machine  # noqa: E402  (benchmarks/, the script's folder)
-from _machine import version  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- config
@@ -204,21 +203,21 @@ def make_reference_fns(cfg: Config):
             return (it < max_iter) & ~jnp.all(done)
 
         def body(state):
-            x, l, u, done, it = state
+            x, lower, u, done, it = state
             gx = g(x, bias, amp_a, amp_c)
             dx = dg(x, amp_a, amp_c)
-            l = jnp.where(gx < 0, x, l)
+            lower = jnp.where(gx < 0, x, lower)
             u = jnp.where(gx >= 0, x, u)
             step = gx / dx
             xn = x - step
-            newton_ok = (xn >= l) & (xn <= u) & (dx > 0)
-            xn = jnp.where(newton_ok, xn, l + 0.5 * (u - l))
-            conv = (newton_ok & (jnp.abs(step) <= newton_tol)) | (u - l <= width_tol)
+            newton_ok = (xn >= lower) & (xn <= u) & (dx > 0)
+            xn = jnp.where(newton_ok, xn, lower + 0.5 * (u - lower))
+            conv = (newton_ok & (jnp.abs(step) <= newton_tol)) | (u - lower <= width_tol)
             # A neuron whose crossing lies beyond another's upper bound cannot spike
             # first: stop refining it and report its lower bound (still later).
-            behind = l > jnp.min(jnp.where(search, u, jnp.inf))
-            xn = jnp.where(done, x, jnp.where(behind, l, xn))
-            return xn, l, u, done | conv | behind | (gx == 0), it + 1
+            behind = lower > jnp.min(jnp.where(search, u, jnp.inf))
+            xn = jnp.where(done, x, jnp.where(behind, lower, xn))
+            return xn, lower, u, done | conv | behind | (gx == 0), it + 1
 
         x, *_ = lax.while_loop(cond, body, (x0, lo, hi, ~search, jnp.array(0)))
         return jnp.where(now, 0.0, jnp.where(search, x, jnp.inf))

@@ -72,10 +72,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-import recurrent_lif as rl  # noqa: E402  (also turns on jax_enable_x64)
-
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+import recurrent_lif as rl  # noqa: E402  (also turns on jax_enable_x64)
 
 LEAN_CHECKPOINTS = 16
 # The gradient configurations measured at every point: (key, simulate options, label).

@@ -130,7 +130,7 @@ class Task:
         self.exact = jax.jit(jax.value_and_grad(loss))
 
         def flat_masked(g):  # (trials, 48 + 144): one row per trial
-            g = jax.tree.map(lambda a, m: a * m, g, self.mask)
+            g = jax.tree.map(lambda a, m: a * m[None], g, self.mask)  # (trials, ...)
             return jnp.concatenate([g.w_in.reshape(TRIALS, -1), g.w_rec.reshape(TRIALS, -1)], 1)
 
         @jax.jit
@@ -407,8 +407,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fast", action="store_true", help="few trials and steps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--figure", default=None, help="default docs/figures/fiete_seung.png (not with --fast)")
-    p.add_argument("--json", default=None, help="default docs/figures/fiete_seung.json (not with --fast)")
+    p.add_argument("--figure", default=None,
+                   help="default docs/figures/fiete_seung.png (not with --fast)")
+    p.add_argument("--json", default=None,
+                   help="default docs/figures/fiete_seung.json (not with --fast)")
     args = p.parse_args(argv)
     res = run(fast=args.fast, seed=args.seed)
     fig = args.figure or (None if args.fast else str(ROOT / "docs/figures/fiete_seung.png"))

@@ -31,10 +31,10 @@ import jax
 # Finite differences need float64; enable it before any array is created.
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp
-import numpy as np
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
-import spikeode as so
+import spikeode as so  # noqa: E402
 
 NUM_INPUTS, NUM_HIDDEN, NUM_OUTPUTS = 5, 8, 3
 BATCH = 3  # input spike trains

@@ -67,7 +67,7 @@ import optax  # noqa: E402
 import optimistix  # noqa: E402
 from jaxtyping import Array, Float  # noqa: E402
 
-from spikeode.smooth import SmoothGatedNetwork, simulate_smooth, spike_times  # noqa: E402
+from spikeode.smooth import simulate_smooth, SmoothGatedNetwork, spike_times  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 T = 1000.0  # trial length, ms
@@ -573,7 +573,8 @@ def main(argv=None):
     x, pc, g = results["xor"], results["predictive_coding"], results["gradient_check"]
     print(f"XOR: held-out accuracy {x['heldout_accuracy']:.1%} on {x['heldout_trials']} trials "
           f"(step {x['chosen_step']}; after the last step "
-          f"{x['heldout_accuracy_last_step']:.1%}; at init {x['heldout_accuracy_init']:.1%}); loss {x['loss'][0]:.3f} -> "
+          f"{x['heldout_accuracy_last_step']:.1%}; at init {x['heldout_accuracy_init']:.1%}); "
+          f"loss {x['loss'][0]:.3f} -> "
           f"{x['loss'][-1]:.3f} in {x['steps']} steps, {x['train_seconds']:.0f} s")
     print(f"predictive coding: held-out relative error {pc['heldout_rel_error_init']:.3f} -> "
           f"{pc['heldout_rel_error']:.3f} in {pc['steps']} steps, {pc['train_seconds']:.0f} s")

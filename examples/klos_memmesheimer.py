@@ -358,7 +358,9 @@ def deep(fast: bool, hidden=None, epochs=None, batch_size=None, lr=1e-2, stds=(0
         return {
             "acc_trial": float(np.mean(np.concatenate(preds_trial) == y)),
             "acc_pseudo": float(np.mean(np.concatenate(preds_pseudo) == y)),
-            "spikes_per_sample": [float(c[:, offs[i] : offs[i + 1]].sum(1).mean()) for i in range(3)],
+            "spikes_per_sample": [
+                float(c[:, offs[i] : offs[i + 1]].sum(1).mean()) for i in range(3)
+            ],
         }
 
     # gradients at initialisation, with and without pseudospikes
@@ -367,7 +369,8 @@ def deep(fast: bool, hidden=None, epochs=None, batch_size=None, lr=1e-2, stds=(0
     for name, flag in (("pseudo", True), ("no_pseudo", False)):
         (loss, _), g = vg(net0, xb, yb, jnp.asarray(flag))
         init_grad[name] = {"loss": float(loss),
-                           "max_abs_grad_per_layer": [float(jnp.max(jnp.abs(w))) for w in g.weights]}  # fmt: skip
+                           "max_abs_grad_per_layer": [float(jnp.max(jnp.abs(w)))
+                                                      for w in g.weights]}  # fmt: skip
     init_eval_train = evaluate(net0, x_tr, y_tr)
     init_eval_test = evaluate(net0, x_te, y_te)
     n = len(y_tr)
@@ -513,8 +516,12 @@ def main(argv=None):
                    help="default docs/figures/klos_memmesheimer.json (not with --fast)")
     args = p.parse_args(argv)
     results = run(args.fast, args.deep_epochs, args.deep_hidden)
-    figure = args.figure or (None if args.fast else str(ROOT / "docs/figures/klos_memmesheimer.png"))
-    out_json = args.json or (None if args.fast else str(ROOT / "docs/figures/klos_memmesheimer.json"))
+    figure = args.figure or (
+        None if args.fast else str(ROOT / "docs/figures/klos_memmesheimer.png")
+    )
+    out_json = args.json or (
+        None if args.fast else str(ROOT / "docs/figures/klos_memmesheimer.json")
+    )
     if figure:
         plot(results, figure)
         print(f"wrote {figure}")

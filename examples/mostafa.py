@@ -415,8 +415,10 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--figure", default=None, help="default docs/figures/mostafa.png (not with --fast)")
-    p.add_argument("--json", default=None, help="default docs/figures/mostafa.json (not with --fast)")
+    p.add_argument("--figure", default=None,
+                   help="default docs/figures/mostafa.png (not with --fast)")
+    p.add_argument("--json", default=None,
+                   help="default docs/figures/mostafa.json (not with --fast)")
     args = p.parse_args(argv)
     results = run(args.fast, args.hidden, args.epochs, args.batch_size, args.lr)
     figure = args.figure or (None if args.fast else str(ROOT / "docs/figures/mostafa.png"))

@@ -163,7 +163,7 @@ def gradient_report():
         neuron = eqx.tree_at(lambda m: (m.a, m.bias), NEURON, (p["a"], p["bias"]))
         sim = run(neuron, p["w_in"], p["w_rec"], p["input_times"])
         # a smooth function of every spike time
-        k = jnp.arange(sim.spikes.capacity)
+        k = jnp.arange(sim.spikes.capacity, dtype=sim.spikes.times.dtype)
         loss = jnp.sum(jnp.where(sim.spikes.valid, jnp.cos(0.3 * k) * sim.spikes.times, 0.0))
         return loss / T1, sim
 

@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spikeode.smooth import SmoothGatedNetwork, gate, simulate_smooth, spike_times  # noqa: E402
+from spikeode.smooth import gate, simulate_smooth, SmoothGatedNetwork, spike_times  # noqa: E402
 
 start = time.perf_counter()
 rng = np.random.default_rng(0)

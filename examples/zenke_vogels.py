@@ -57,7 +57,7 @@ import optax
 
 import spikeode as so
 from spikeode.baselines import surrogate as sg
-from spikeode.train import TrainConfig, build_model, optimiser, sample_loss, trainable_filter
+from spikeode.train import build_model, optimiser, sample_loss, trainable_filter, TrainConfig
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -188,7 +188,9 @@ def train_exact(task, data, sizes, num_classes, seed=0):
         n, correct, spikes = len(y_te), 0, 0.0
         for first in range(0, n, BATCH):  # the last batch wraps around; only real samples count
             idx = np.arange(first, first + BATCH) % n
-            (_, (preds, counts)), _ = _exact_grad(params, static, config, take(x_te, idx), y_te[idx])
+            (_, (preds, counts)), _ = _exact_grad(
+                params, static, config, take(x_te, idx), y_te[idx]
+            )
             real = min(BATCH, n - first)
             correct += int(jnp.sum((preds == y_te[idx])[:real]))
             spikes += float(jnp.sum(counts[:real]))
@@ -273,7 +275,8 @@ def run(fast: bool = False, seed: int = 0, log=print) -> dict:
     cfg = FAST if fast else FULL
     start = time.perf_counter()
     results = dict(fast=fast, seed=seed, dtype=dtype_name(), t1=T1, tau_mem=TAU_MEM,
-                   tau_syn=TAU_SYN, batch_size=BATCH, sizes={k: cfg[k] for k in ("randman", "yinyang")})
+                   tau_syn=TAU_SYN, batch_size=BATCH,
+                   sizes={k: cfg[k] for k in ("randman", "yinyang")})
     for task in ("randman", "yinyang"):
         sizes = cfg[task]
         data = load(task, sizes)
@@ -363,8 +366,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fast", action="store_true", help="tiny sizes")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--figure", default=None, help="default docs/figures/zenke_vogels.png (not with --fast)")
-    p.add_argument("--json", default=None, help="default docs/figures/zenke_vogels.json (not with --fast)")
+    p.add_argument("--figure", default=None,
+                   help="default docs/figures/zenke_vogels.png (not with --fast)")
+    p.add_argument("--json", default=None,
+                   help="default docs/figures/zenke_vogels.json (not with --fast)")
     args = p.parse_args(argv)
     results = run(args.fast, args.seed)
     figure = args.figure or (None if args.fast else str(ROOT / "docs/figures/zenke_vogels.png"))

@@ -10,8 +10,8 @@ from ._gradcheck import (
 )
 from ._loop import (
     Pseudodynamics as Pseudodynamics,
-    Simulation as Simulation,
     simulate as simulate,
+    Simulation as Simulation,
 )
 from ._results import RESULTS as RESULTS
 from ._root_finder import BracketedNewton as BracketedNewton

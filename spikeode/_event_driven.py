@@ -1,7 +1,8 @@
 """The event-driven loop: every neuron's state is kept at the time of its own last
 event, with its next own event predicted exactly: its next threshold crossing, or the
 time up to which its prediction is known to hold (the end of the model's safe step;
-a refractory period is part of the prediction). An event changes only the neurons it reaches: a spike its
+a refractory period is part of the prediction). An event changes only the neurons it
+reaches: a spike its
 neuron and its targets, each advanced to the spike time by the closed-form flow and
 given a new prediction; the next event is the earliest prediction or scheduled
 arrival. The cost of an event is proportional to the fan-out, not to the network
@@ -145,7 +146,9 @@ def event_driven_run(
         if max_pending is None:
             max_pending = min(max_spikes, max(32, n // 8))
         if not isinstance(max_pending, int) or max_pending < 1:
-            raise ValueError(f"simulate: `max_pending` must be a positive int, got {max_pending!r}.")
+            raise ValueError(
+                f"simulate: `max_pending` must be a positive int, got {max_pending!r}."
+            )
     else:
         max_pending = 0
     single, axes, lanes_of = lane_models(neuron)
@@ -248,7 +251,8 @@ def event_driven_run(
         # plain reductions: if it is a crossing, no check comes before it; if it is a
         # check, no crossing does.
         earliest = jnp.min(c.pred)
-        rank = jnp.where(c.pred == earliest, jnp.where(c.spike, 0, n) + jnp.arange(n), 2 * n)
+        lane = jnp.arange(n, dtype=jnp.int32)
+        rank = jnp.where(c.pred == earliest, jnp.where(c.spike, 0, n) + lane, 2 * n)
         j = jnp.min(rank) % n
         t_next = c.pred[j]
         t_spk = jnp.where(c.spike[j], t_next, jnp.inf)
@@ -278,7 +282,7 @@ def event_driven_run(
         else:
             pre = j
             reach = is_spk
-        pos = k.offsets[pre] + jnp.arange(fan)
+        pos = k.offsets[pre] + jnp.arange(fan, dtype=jnp.int32)
         valid = pos < k.offsets[pre + 1]
         pos = jnp.where(valid, pos, e)
         w = jnp.concatenate([jnp.zeros((1,), dtype), read("syn_w", pos)])
@@ -305,7 +309,7 @@ def event_driven_run(
 
         def receive_input(args):
             c, w_row = args
-            lanes = jnp.arange(n)
+            lanes = jnp.arange(n, dtype=jnp.int32)
             idx = jnp.where((post == n) | (lanes == post), lanes, n)
             m, safe, live, y_t = advance(k, c, idx, t)
             y_t, refr = v_receive(m, y_t, w_row), c.refr_until[safe]

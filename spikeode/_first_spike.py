@@ -135,20 +135,20 @@ def first_spikes(
 
     # c_j just after event k: decayed by e^{-j (t_k - t_{k-1})/tau} from event k-1
     gap = jnp.diff(times, prepend=t0)[:, None]  # (event, 1)
-    x_gap = jnp.exp(-gap / tau)  # (event, neuron)
+    x_gap = jnp.exp(-gap / tau[None, :])  # (event, neuron)
     decay = jnp.stack([jnp.ones_like(x_gap), x_gap, x_gap * x_gap])
     c = _decayed_sums(jnp.moveaxis(decay, 1, 0), jnp.moveaxis(increment, 1, 0))
     c0, c1, c2 = c[:, 0], c[:, 1], c[:, 2]  # (event, neuron)
 
     # on [t_k, t_{k+1}] (t_{K+1} = t1), x = e^{-(t - t_k)/tau} runs from 1 to x_end
     ends = jnp.concatenate([times[1:], t1[None]])
-    x_end = jnp.exp(-(ends - times)[:, None] / tau)
-    root, found = _largest_root_in(c2, c1, c0 - theta, x_end)
+    x_end = jnp.exp(-(ends - times)[:, None] / tau[None, :])
+    root, found = _largest_root_in(c2, c1, c0 - theta[None, :], x_end)
     # a voltage at or above threshold at the start of an interval (reached exactly
     # at the end of the previous one) fires there
-    at_start = c0 + c1 + c2 >= theta
+    at_start = c0 + c1 + c2 >= theta[None, :]
     x = jnp.where(at_start, 1.0, jnp.where(found, root, 1.0))
-    t_cross = jnp.where(at_start | found, times[:, None] - tau * jnp.log(x), jnp.inf)
+    t_cross = jnp.where(at_start | found, times[:, None] - tau[None, :] * jnp.log(x), jnp.inf)
     first = jnp.argmin(t_cross, axis=0)  # (neuron,)
     pick = lambda a: jnp.take_along_axis(a, first[None, :], axis=0)[0]
     t_spike = pick(t_cross)

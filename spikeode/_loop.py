@@ -915,7 +915,7 @@ def _run(
             y_spk = neuron.receive(y_spk, read("w_rec", i))
         is_save = ~spiked & (t_new == t_save) & (t_save <= t_in)
         is_input = ~spiked & ~is_save & (t_new == t_in) & (t_in < k.t1)
-        targets = jnp.arange(n)
+        targets = jnp.arange(n, dtype=jnp.int32)
         w_inp = read("w_in", k.in_ids[c.in_ptr])
         post = k.in_post[c.in_ptr]
         y_inp = neuron.receive(y_new, jnp.where((post == n) | (targets == post), w_inp, 0))

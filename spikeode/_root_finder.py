@@ -79,8 +79,10 @@ class BracketedNewton(optx.AbstractRootFinder):
         start = jnp.where((y > lower) & (y < upper), y, lower)
         f_start, df_start = jax.jvp(lambda t: fn(t, args)[0], (start,), (jnp.ones_like(start),))
         same_as_upper = (jnp.sign(f_start) == jnp.sign(f_upper)) & (start > lower)
-        lower, f_lower = jnp.where(same_as_upper, lower, start), jnp.where(same_as_upper, f_lower, f_start)
-        upper, f_upper = jnp.where(same_as_upper, start, upper), jnp.where(same_as_upper, f_start, f_upper)
+        lower, f_lower = (jnp.where(same_as_upper, lower, start),
+                          jnp.where(same_as_upper, f_lower, f_start))
+        upper, f_upper = (jnp.where(same_as_upper, start, upper),
+                          jnp.where(same_as_upper, f_start, f_upper))
         found = found | (f_start == 0)
         safe_df = jnp.where(df_start == 0, 1.0, df_start)
         newton = start - f_start / safe_df

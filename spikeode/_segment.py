@@ -18,7 +18,7 @@ from jaxtyping import Array
 
 from ._adjoint import _Segment, EventPropAdjoint, segment
 from ._root_finder import BracketedNewton, find_root
-from ._solver import ExactSolver, SegmentArgs, neuron_vector_field
+from ._solver import ExactSolver, neuron_vector_field, SegmentArgs
 from ._spikes import SpikeTrain
 from .neurons import AbstractNeuron
 

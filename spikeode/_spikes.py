@@ -159,7 +159,8 @@ class SpikeTrain(eqx.Module):
 
         Checks: no NaN times; ids in `[0, num_neurons]`; valid spikes have finite
         times; times sorted (non-decreasing) along the last axis; padding only at the
-        end (padding has +inf times, so sorted times put it last); and, when `t0` is given, no spike before `t0`.
+        end (padding has +inf times, so sorted times put it last); and, when `t0` is given,
+        no spike before `t0`.
 
         **Returns:** the train itself (so that the check is part of the data flow).
         """
@@ -233,9 +234,10 @@ class SpikeTrain(eqx.Module):
 
         def one(times, ids):
             n = self.num_neurons
-            onehot = ids[:, None] == jnp.arange(n + 1)[None, :]
+            onehot = ids[:, None] == jnp.arange(n + 1, dtype=ids.dtype)[None, :]
             # rank of each event among the events of its neuron
-            rank = jnp.sum(jnp.cumsum(onehot, axis=0) * onehot, axis=1) - 1
+            count = jnp.cumsum(onehot, axis=0)
+            rank = jnp.sum(count * onehot.astype(count.dtype), axis=1) - 1
             too_many = jnp.any((ids < n) & (rank >= max_spikes))
             times = eqx.error_if(
                 times,

@@ -60,7 +60,9 @@ class Synapses(eqx.Module):
                 f"Synapses: `pre` and `post` must be 1-d of equal length, got shapes "
                 f"{pre_np.shape} and {post_np.shape}."
             )
-        if not (np.issubdtype(pre_np.dtype, np.integer) and np.issubdtype(post_np.dtype, np.integer)):
+        if not (
+            np.issubdtype(pre_np.dtype, np.integer) and np.issubdtype(post_np.dtype, np.integer)
+        ):
             raise ValueError("Synapses: `pre` and `post` must be integer arrays.")
         for name, idx, size in (("pre", pre_np, num_pre), ("post", post_np, num_post)):
             if idx.size and (idx.min() < 0 or idx.max() >= size):

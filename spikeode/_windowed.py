@@ -142,7 +142,10 @@ def windowed_run(
         max_window_spikes = min(n, max(64, n // 32))
     if max_window_events is None:
         max_window_events = 16
-    for name, v in (("max_window_spikes", max_window_spikes), ("max_window_events", max_window_events)):
+    for name, v in (
+        ("max_window_spikes", max_window_spikes),
+        ("max_window_events", max_window_events),
+    ):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"simulate: `{name}` must be a positive int, got {v!r}.")
 
@@ -254,7 +257,7 @@ def windowed_run(
     def lane_body(k: _LaneConsts, c: _Lanes, read):
         # the lane's next arrival: the earliest (then lowest tie key) of its group
         # after the last one it took
-        pos = k.start[:, None] + jnp.arange(max_window_events)[None, :]
+        pos = k.start[:, None] + jnp.arange(max_window_events, dtype=jnp.int32)[None, :]
         in_group = pos < k.end[:, None]
         pos = jnp.where(in_group, pos, cap)
         grid_t = read("arr_t", pos)
@@ -345,7 +348,7 @@ def windowed_run(
     def window_body(k: _WindowConsts, c: _Window, read):
         # window edges from the count (no drift); the last one ends at t1
         last = c.windows + 1 >= num_windows
-        t_end = jnp.where(last, k.t1, k.t0 + (c.windows + 1) * k.length)
+        t_end = jnp.where(last, k.t1, k.t0 + (c.windows + 1).astype(k.length.dtype) * k.length)
         # The window's arrivals first, grouped by target, then the rest: one sort of
         # integer keys `target * capacity + slot`, which XLA sorts much faster than
         # several arrays with a comparator. Within a group the order is the slots';
@@ -397,15 +400,16 @@ def windowed_run(
         # the window's spikes in time order (ties: lowest neuron first)
         s_t, s_i, s_slope = lax.sort((bufs["w_t"], bufs["w_i"], bufs["w_slope"]), num_keys=2)
         real = s_i < n
-        room = c.n_out + jnp.arange(max_window_spikes) < max_spikes
-        pos = jnp.where(real & room, c.n_out + jnp.arange(max_window_spikes), max_spikes)
+        out_pos = c.n_out + jnp.arange(max_window_spikes, dtype=jnp.int32)
+        room = out_pos < max_spikes
+        pos = jnp.where(real & room, out_pos, max_spikes)
         n_real = jnp.sum(real, dtype=jnp.int32)
         overflow = c.overflow | (c.n_out + n_real > max_spikes)
         writes = dict(out_t=(pos, s_t, real & room), out_i=(pos, s_i, real & room),
                       out_slope=(pos, s_slope, real & room))  # fmt: skip
         # their arrivals: synapses offsets[i] + j, j < fan
         pre = jnp.where(real, s_i, 0)
-        syn_idx = k.offsets[pre][:, None] + jnp.arange(fan)[None, :]
+        syn_idx = k.offsets[pre][:, None] + jnp.arange(fan, dtype=jnp.int32)[None, :]
         has_syn = real[:, None] & (syn_idx < k.offsets[pre + 1][:, None])
         syn_idx = jnp.where(has_syn, syn_idx, 0)
         w_new = read("syn_w", syn_idx)

@@ -16,9 +16,11 @@ def _check(args) -> int:
     from ._verify import CHECKS, format_table, run_checks
 
     names = args.only or list(CHECKS)
-    progress = None if args.json else (lambda name: print(f"running {name} ...", file=sys.stderr, flush=True))
+    progress = None if args.json else (
+        lambda line: print(line, file=sys.stderr, flush=True)
+    )
     try:
-        results = run_checks(names, progress=progress)
+        results = run_checks(names, progress=progress, workers=args.workers)
     except ValueError as e:
         print(f"spikeode check: {e}", file=sys.stderr)
         return 2
@@ -95,7 +97,7 @@ def _settings(items: list[str]) -> dict:
 
 
 def _train(args) -> int:
-    from .train import TrainConfig, fit
+    from .train import fit, TrainConfig
 
     config = TrainConfig.for_task(args.task, closed_form=args.closed_form)
     given = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden)
@@ -163,6 +165,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--only", nargs="+", metavar="NAME", help="run only these checks (default: all)"
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+        help="processes running checks at once (default: one per core)",
     )
     p.set_defaults(func=_check)
 

@@ -183,6 +183,12 @@ def _check_same_neurons(name: str, train: SpikeTrain, target) -> None:
         )
 
 
+def _lead(x: Array, ndim: int) -> Array:
+    """`x` with leading axes of length 1 up to `ndim` axes (explicit rank promotion,
+    as NumPy broadcasting would do it)."""
+    return jnp.reshape(x, (1,) * (ndim - x.ndim) + x.shape)
+
+
 def _check_scalar(fn: str, arg: str, x: ArrayLike, *, positive: bool) -> Array:
     """`x` as a floating scalar array; a clear error (eagerly when concrete, else via
     `equinox.error_if` inside `jit`) unless it is finite (and positive)."""
@@ -270,11 +276,14 @@ def spike_time_mse(
         times = jnp.pad(times, pad, constant_values=jnp.inf)
         counts = tr.counts()
         # Mask by rank (not by isfinite), so that NaN spike times propagate.
-        mask = jnp.arange(k) < counts[..., None]
+        mask = _lead(jnp.arange(k, dtype=counts.dtype), times.ndim) < counts[..., None]
         return jnp.where(mask, times, t_missing), counts
 
     a, ca = per_neuron(train)
     b, cb = per_neuron(target)
+    # (a batch of trains against one target, or the converse)
+    a, b = _lead(a, max(a.ndim, b.ndim)), _lead(b, max(a.ndim, b.ndim))
+    ca, cb = _lead(ca, a.ndim - 1), _lead(cb, a.ndim - 1)
     num_pairs = jnp.sum(jnp.maximum(ca, cb), axis=-1)
     total = jnp.sum((a - b) ** 2, axis=(-2, -1))
     return total / jnp.maximum(num_pairs, 1).astype(dtype)
@@ -391,6 +400,9 @@ def van_rossum_distance(
 
     def pair_sum(x, y, same):
         (tx, ix, mx), (ty, iy, my) = x, y
+        # (a batch of trains against one target, or the converse)
+        r = max(tx.ndim, ty.ndim)
+        tx, ix, mx, ty, iy, my = (_lead(e, r) for e in (tx, ix, mx, ty, iy, my))
         mask = (ix[..., :, None] == iy[..., None, :]) & mx[..., :, None] & my[..., None, :]
         d = tx[..., :, None] - ty[..., None, :]
         if same:  # the diagonal: |0| = 0 as a constant, no derivative of |x| at 0
@@ -404,7 +416,9 @@ def van_rossum_distance(
         return jnp.sum(jnp.where(mask, kern, 0.0), axis=(-2, -1))
 
     a, b = events(train), events(target)
-    return 0.5 * pair_sum(a, a, True) + 0.5 * pair_sum(b, b, True) - pair_sum(a, b, False)
+    aa, bb, ab = pair_sum(a, a, True), pair_sum(b, b, True), pair_sum(a, b, False)
+    r = ab.ndim
+    return 0.5 * _lead(aa, r) + 0.5 * _lead(bb, r) - ab
 
 
 # ----------------------------------------------------------------- max-over-time readout

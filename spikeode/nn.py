@@ -11,10 +11,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._first_spike import first_spikes
-from ._loop import Simulation, simulate
+from ._loop import simulate, Simulation
 from ._spikes import SpikeTrain
 from ._synapses import Synapses
-from .neurons import LIF, AbstractNeuron
+from .neurons import AbstractNeuron, LIF
 
 
 def _population(layer: str, neuron, num_neurons: int, dtype):

@@ -207,7 +207,7 @@ class SmoothGatedNetwork(eqx.Module):
 
     U: Float[Array, "neurons inputs"]
     W: Float[Array, "neurons neurons"]
-    O: Float[Array, "outputs neurons"]
+    O: Float[Array, "outputs neurons"]  # noqa: E741
     bias: Float[Array, "..."]
     tau_v: Float[Array, "..."]
     tau_s: Float[Array, "..."]
@@ -228,7 +228,7 @@ class SmoothGatedNetwork(eqx.Module):
         bias: ArrayLike = 0.0,
         U: Optional[ArrayLike] = None,
         W: Optional[ArrayLike] = None,
-        O: Optional[ArrayLike] = None,
+        O: Optional[ArrayLike] = None,  # noqa: E741
         key: Optional[PRNGKeyArray] = None,
     ):
         for name, value, low in (

@@ -37,6 +37,7 @@ HEAVY_FIRST = [
     "test_adjoint.py",  # (150)
     "test_qif.py",  # (90)
     "test_per_neuron.py",  # (80)
+    "test_bad_input.py",  # (100: every failure kind in two loops)
     "test_losses.py",  # (60)
     "test_smooth.py",  # (60)
     "test_first_spike.py",  # (55)

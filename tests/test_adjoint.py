@@ -31,7 +31,8 @@ def _smooth_loss(sim):
     """A loss that weighs every spike time, saved state and final state."""
     s = sim.spikes
     t = jnp.where(s.valid, s.times, 0.0)
-    loss = jnp.sum(jnp.sin(150.0 * t) * (1.0 + s.neurons)) + jnp.sum(sim.y_final[:, 0])
+    weight = 1.0 + s.neurons.astype(t.dtype)
+    loss = jnp.sum(jnp.sin(150.0 * t) * weight) + jnp.sum(sim.y_final[:, 0])
     if sim.ys is not None:
         loss = loss + jnp.sum(sim.ys**2)
     return loss
@@ -71,7 +72,8 @@ def _theta():
 def _adaptive():
     return so.AdaptiveLIF(5, tau_mem=jnp.asarray(0.01), tau_syn=jnp.asarray(0.005),
                           tau_adapt=jnp.asarray(0.05), bias=jnp.linspace(1.3, 1.8, 5),
-                          adapt_jump=jnp.asarray(0.2), refractory_period=jnp.asarray(1e-3))  # fmt: skip
+                          adapt_jump=jnp.asarray(0.2),
+                          refractory_period=jnp.asarray(1e-3))  # fmt: skip
 
 
 TIGHT = diffrax.PIDController(rtol=1e-12, atol=1e-12)
@@ -124,15 +126,18 @@ def test_eventprop_equals_solver_differentiation_and_finite_differences(name):
 def test_eventprop_through_a_feedforward_network_with_per_neuron_loops():
     layers = [
         so.nn.SpikingLayer(4, 8, max_spikes=80, max_spikes_per_neuron=10,
-                           neuron=so.LIF(8, tau_mem=0.01, tau_syn=0.005, bias=1.1, refractory_period=1e-3),
+                           neuron=so.LIF(8, tau_mem=0.01, tau_syn=0.005, bias=1.1,
+                                         refractory_period=1e-3),
                            key=jax.random.PRNGKey(0)),
         so.nn.SpikingLayer(8, 3, max_spikes=40, max_spikes_per_neuron=14,
-                           neuron=so.LIF(3, tau_mem=0.01, tau_syn=0.005, bias=0.9, refractory_period=1e-3),
+                           neuron=so.LIF(3, tau_mem=0.01, tau_syn=0.005, bias=0.9,
+                                         refractory_period=1e-3),
                            key=jax.random.PRNGKey(1)),
     ]  # fmt: skip
     rng = np.random.default_rng(5)
     layers = [
-        eqx.tree_at(lambda l: l.w_in, layer, jnp.asarray(rng.normal(0.4, 0.3, layer.w_in.shape)))
+        eqx.tree_at(lambda layer: layer.w_in, layer,
+                    jnp.asarray(rng.normal(0.4, 0.3, layer.w_in.shape)))
         for layer in layers
     ]
     net = so.nn.Sequential(layers)

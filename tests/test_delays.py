@@ -10,11 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_same_runs
 
 import spikeode as so
 from spikeode._verify import reference_lif
-
-from conftest import assert_same_runs
 
 T1 = 0.08
 
@@ -310,6 +309,7 @@ def test_bad_delay_input_structure():
         so.Synapses([0, 2], [0, 1], 1.0, num_pre=2)
 
 
+@pytest.mark.slow  # (a training run, about 30 s)
 def test_learning_a_delay():
     # input -> neuron 0 -> (delay 1 ms + d) -> neuron 1: learn d so that neuron 1 fires
     # at 12 ms. Neuron 1's spike moves one-to-one with d, so plain gradient descent on

@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_same_runs
 
 import spikeode as so
 from spikeode._verify import reference_lif
-
-from conftest import assert_same_runs
 
 T1 = 0.1
 

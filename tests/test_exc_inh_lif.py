@@ -510,9 +510,9 @@ def test_gradients_vs_finite_differences():
         train = so.SpikeTrain(times, in_ids, n_in).sorted()
         sim = so.simulate(model, t1, train, w_in, w_rec=w_rec, max_spikes=64)
         t = sim.spikes.times
-        weight = 1 + sim.spikes.neurons
+        weight = 1 + sim.spikes.neurons.astype(t.dtype)
         loss = jnp.sum(jnp.where(sim.spikes.valid, jnp.sin(80 * t) * weight, 0.0))
-        return loss + jnp.sum(sim.y_final[:, 0] * jnp.arange(1, n + 1)), sim
+        return loss + jnp.sum(sim.y_final[:, 0] * jnp.arange(1, n + 1, dtype=t.dtype)), sim
 
     report = so.check_grads(fn, (model, w_in, w_rec, in_times), rtol=1e-7)
     print("\n" + str(report))

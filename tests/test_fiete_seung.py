@@ -177,6 +177,7 @@ def fiete_seung(load_example):
     return load_example("fiete_seung").run(fast=True)
 
 
+@pytest.mark.slow  # (the example's training runs, about 30 s)
 def test_fiete_seung_cosine_increases_with_trials(fiete_seung):
     c = fiete_seung["cosine"]["node 0.005"]
     med = dict(zip(fiete_seung["trials"], c["median"]))
@@ -186,6 +187,7 @@ def test_fiete_seung_cosine_increases_with_trials(fiete_seung):
     assert min(row[-1] for row in c["all"]) > 0.2, c["all"]
 
 
+@pytest.mark.slow  # (the example's training runs, about 30 s)
 def test_fiete_seung_perturbation_learning_reduces_the_loss(fiete_seung):
     best = fiete_seung["learning"]["best"]
     for kind in ("exact", "node"):

@@ -4,7 +4,6 @@ differences and the event loop, bad input."""
 
 from __future__ import annotations
 
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -100,9 +99,8 @@ def test_matches_the_event_loop_with_gradients(neuron):
         def fn(p):
             sim = run(eqx.combine(p, static))
             t = jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)
-            value = jnp.sum(jnp.sin(100.0 * t) * (1 + sim.spikes.neurons)) + jnp.sum(
-                sim.y_final**2
-            )
+            weight = 1 + sim.spikes.neurons.astype(t.dtype)
+            value = jnp.sum(jnp.sin(100.0 * t) * weight) + jnp.sum(sim.y_final**2)
             return value, sim
 
         return fn
@@ -245,4 +243,6 @@ def test_a_crossing_exactly_at_an_input_spike_is_found(dtype):
     at_spike = jnp.broadcast_to(base, (2000, 4)).at[:, 3].set(last)
     again = first(w, at_spike).spikes.times[:, 0]
     tol = 1e-15 if dtype == jnp.float64 else 1e-8
-    np.testing.assert_allclose(np.asarray(again)[cases], np.asarray(t_spike)[cases], rtol=0, atol=tol)
+    np.testing.assert_allclose(
+        np.asarray(again)[cases], np.asarray(t_spike)[cases], rtol=0, atol=tol
+    )

@@ -83,7 +83,8 @@ def test_hessian_vector_product_matches_finite_differences_of_the_gradient():
         lambda a, b: (4 * a - b) / 3,
         jax.tree.map(lambda x, y: (x - y) / h, grad(jax.tree.map(lambda a, b: a + h / 2 * b, P, v)),
                      grad(jax.tree.map(lambda a, b: a - h / 2 * b, P, v))),
-        jax.tree.map(lambda x, y: (x - y) / (2 * h), grad(jax.tree.map(lambda a, b: a + h * b, P, v)),
+        jax.tree.map(lambda x, y: (x - y) / (2 * h),
+                     grad(jax.tree.map(lambda a, b: a + h * b, P, v)),
                      grad(jax.tree.map(lambda a, b: a - h * b, P, v))),
     )  # fmt: skip
     for a, b in zip(hvp, fd):

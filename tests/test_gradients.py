@@ -3,6 +3,8 @@ gradient check itself."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,6 @@ import pytest
 
 import spikeode as so
 from spikeode._verify import CHECKS
-
 
 # The rows that take longest run in the slow suite (`make test-slow`; all rows run in
 # `make check`). The default suite covers those models by their own tests:
@@ -45,6 +46,26 @@ def test_builtin_checks(name):
         assert result.spike_time_error <= 1e-9, result
 
 
+@pytest.mark.slow  # (two processes compiling two checks each, about a minute)
+def test_spikeode_check_in_worker_processes():
+    """`run_checks(workers=2)` (`spikeode check --workers 2`) runs the rows in two
+    processes and returns them in the order asked, with the numbers of a run in this
+    process."""
+    from spikeode._verify import run_checks
+
+    names = ["alpha", "lif-constant", "nonleaky"]
+    lines = []
+    parallel = run_checks(names, progress=lines.append, workers=2)
+    assert sorted(line.split()[1] for line in lines) == sorted(names), lines
+    assert sorted(line.split()[2] for line in lines) == ["(1/3)", "(2/3)", "(3/3)"], lines
+    serial = run_checks(names)
+    assert [r.model for r in serial] == ["AlphaIF", "LIF", "NonLeakyIF"]
+    for p, q in zip(parallel, serial):
+        assert dataclasses.replace(p, seconds=0.0) == dataclasses.replace(q, seconds=0.0)
+    with pytest.raises(ValueError, match="`workers` must be a positive int"):
+        run_checks(names, workers=0)
+
+
 def _two_layer(seed, dtype=jnp.float64):
     """A 6-8-3 LIF network with weights drawn by NumPy (same values in any dtype)."""
     rng = np.random.default_rng(seed)
@@ -58,7 +79,7 @@ def _two_layer(seed, dtype=jnp.float64):
                           bias=jnp.asarray(0.9, dtype), refractory_period=jnp.asarray(0.0, dtype)),
         )
         weights = jnp.asarray(rng.normal(w, w, (n_in, n)), dtype)
-        layers.append(eqx.tree_at(lambda l: l.w_in, layer, weights))
+        layers.append(eqx.tree_at(lambda layer: layer.w_in, layer, weights))
     return so.nn.Sequential(layers)
 
 
@@ -131,7 +152,7 @@ assert int(one.spikes.num_spikes) >= 1
 print(json.dumps(dict(dtype=str(out.times.dtype), gdtype=str(g.layers[0].w_in.dtype),
     times=np.asarray(out.times, np.float64).tolist(), neurons=np.asarray(out.neurons).tolist(),
     grad=np.asarray(g.layers[0].w_in, np.float64).tolist())))
-"""
+"""  # noqa: E501
 
 
 def test_float32_matches_float64():

@@ -9,6 +9,9 @@ import math
 
 import pytest
 
+# a training run of the example (about 30 s): in `make test-slow`
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def hs(load_example):

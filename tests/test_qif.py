@@ -215,4 +215,6 @@ def test_bad_parameters_and_options():
 
 def test_phase_voltage_conversions_round_trip():
     v = jnp.array([-3.0, 0.0, 0.5, 1.0, 7.0])
-    np.testing.assert_allclose(so.neurons.phase_to_voltage(so.neurons.voltage_to_phase(v)), v, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        so.neurons.phase_to_voltage(so.neurons.voltage_to_phase(v)), v, rtol=1e-12, atol=1e-15
+    )

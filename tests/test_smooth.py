@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from spikeode.smooth import (
-    SmoothGatedNetwork,
-    SmoothSolution,
     gate,
     gate_primitive,
     simulate_smooth,
+    SmoothGatedNetwork,
+    SmoothSolution,
     spike_times,
 )
 
@@ -67,7 +67,8 @@ def _released(model, y0, ts):
         max_steps=100_000,
     )
     y, integral_s = sol.ys
-    return y, model.tau_s * (y[:, :, 1] - y0[:, 1]) + integral_s
+    tau_s = jnp.broadcast_to(model.tau_s, integral_s.shape)
+    return y, tau_s * (y[:, :, 1] - y0[None, :, 1]) + integral_s
 
 
 def _grid(t1, special=()):

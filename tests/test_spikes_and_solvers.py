@@ -73,9 +73,13 @@ def test_numerical_solver_and_other_root_finder_agree_with_exact():
         root_finder=optx.Bisection(rtol=1e-13, atol=1e-13, expand_if_necessary=True),
     ))  # fmt: skip
     for other, tol in ((tsit, 1e-8), (bisect, 1e-12)):
-        np.testing.assert_array_equal(np.asarray(other.spikes.neurons), np.asarray(exact.spikes.neurons))
+        np.testing.assert_array_equal(
+            np.asarray(other.spikes.neurons), np.asarray(exact.spikes.neurons)
+        )
         valid = np.asarray(exact.spikes.valid)
-        err = np.max(np.abs(np.asarray(other.spikes.times)[valid] - np.asarray(exact.spikes.times)[valid]))
+        err = np.max(
+            np.abs(np.asarray(other.spikes.times)[valid] - np.asarray(exact.spikes.times)[valid])
+        )
         assert err <= tol, err
 
 
@@ -91,7 +95,7 @@ def test_exact_solver_needs_a_flow():
 def test_exact_solver_as_a_diffrax_solver_matches_the_loop():
     # ExactSolver in a plain diffrax.diffeqsolve with an Event (one step of the flow,
     # Diffrax's root find on its interpolation) finds the loop's first spike.
-    from spikeode._solver import SegmentArgs, neuron_vector_field
+    from spikeode._solver import neuron_vector_field, SegmentArgs
 
     neuron = so.LIF(2, tau_mem=0.02, tau_syn=0.005, bias=jnp.array([1.5, 2.0]))
     y0 = neuron.init_state()

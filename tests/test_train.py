@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from spikeode import cli
-from spikeode.train import TrainConfig, evaluate_checkpoint, fit
+from spikeode.train import evaluate_checkpoint, fit, TrainConfig
 from spikeode.train._trainer import _Trainer
 
 # float64 (the suite runs with x64 on); a small Yin-Yang subset.
@@ -101,7 +101,8 @@ def test_randman_task_defaults_learn(tmp_path):
     """`spikeode train randman`'s defaults (float64, 2 epochs on 640 samples here)
     run and learn: far above chance (10 %) after 20 steps."""
     config = dataclasses.replace(TrainConfig.for_task("randman"), dtype="float64", epochs=2,
-                                 train_samples=640, test_samples=200, out=str(tmp_path))  # fmt: skip
+                                 train_samples=640, test_samples=200,
+                                 out=str(tmp_path))  # fmt: skip
     results = fit(config, progress=False, log=lambda *_: None)
     assert results["test_acc"] > 0.4, results  # 58.5 % measured
 
@@ -115,7 +116,9 @@ def test_silent_hidden_neurons_are_bumped():
     bumped = _bump_silent(params, (fired,), 0.25)
     diff = np.asarray(bumped.layers[0].w_in - params.layers[0].w_in)
     np.testing.assert_allclose(diff, np.tile([0.25, 0.0, 0.0, 0.25], (5, 1)))
-    np.testing.assert_array_equal(np.asarray(bumped.layers[1].w_in), np.asarray(params.layers[1].w_in))
+    np.testing.assert_array_equal(
+        np.asarray(bumped.layers[1].w_in), np.asarray(params.layers[1].w_in)
+    )
     assert _bump_silent(params, (fired,), 0.0) is params
 
 
@@ -266,7 +269,9 @@ def test_data_parallel_training_matches_one_device():
 
 
 def _initial_weights():
-    trainer = _Trainer(TrainConfig(task="yinyang", batch_size=32, hidden=40, dtype="float64"), 5, 3, 3)
+    trainer = _Trainer(
+        TrainConfig(task="yinyang", batch_size=32, hidden=40, dtype="float64"), 5, 3, 3
+    )
     return np.asarray(trainer.params.layers[0].w_in).tolist()
 
 
@@ -329,7 +334,7 @@ def test_closed_form_network_trains_from_the_cli(tmp_path, capsys):
     again = evaluate_checkpoint(os.path.join(out, "checkpoint"))
     assert again["test_acc"] == pytest.approx(results["test_acc"], abs=1e-12)
     trainer = _Trainer(config, 5, 3, 1)
-    assert all(type(l).__name__ == "FirstSpikeLayer" for l in trainer.params.layers)
+    assert all(type(layer).__name__ == "FirstSpikeLayer" for layer in trainer.params.layers)
 
 
 def test_closed_form_config_errors(capsys):

@@ -121,7 +121,8 @@ def _psp_voltage(times, w, ts, tau_m=0.02, tau_s=0.005):
     `s = t - t_j >= 0`."""
     s = ts[:, None] - np.asarray(times)[None, :]
     kernel = np.where(s >= 0, tau_s / (tau_s - tau_m)
-                      * (np.exp(-np.maximum(s, 0) / tau_s) - np.exp(-np.maximum(s, 0) / tau_m)), 0.0)
+                      * (np.exp(-np.maximum(s, 0) / tau_s)
+                         - np.exp(-np.maximum(s, 0) / tau_m)), 0.0)
     return kernel @ w  # (len(ts), neurons)
 
 
@@ -190,8 +191,8 @@ def test_reset_gradient_switch():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.poisson(0.3, (40, 6)).astype(float))
     key = jax.random.PRNGKey(1)
-    nets = [sg.SurrogateNetwork((6, 5, 2), detach_reset=d, beta=5.0, w_init=[(1.0, 0.5), (0.0, 1.0)],
-                                key=key) for d in (True, False)]
+    nets = [sg.SurrogateNetwork((6, 5, 2), detach_reset=d, beta=5.0,
+                                w_init=[(1.0, 0.5), (0.0, 1.0)], key=key) for d in (True, False)]
     f = lambda net: (jnp.sum(net(x)[0]), jnp.sum(net(x)[1][0]))
     out = [eqx.filter_jit(eqx.filter_value_and_grad(f, has_aux=True))(net) for net in nets]
     (v0, spikes), g0 = out[0]
@@ -219,7 +220,9 @@ def test_training_on_a_tiny_task_reduces_the_loss():
 
     @eqx.filter_jit
     def step(net, state):
-        (loss, stats), g = eqx.filter_value_and_grad(sg.surrogate_loss, has_aux=True)(net, xb, y, **reg)
+        (loss, stats), g = eqx.filter_value_and_grad(sg.surrogate_loss, has_aux=True)(
+            net, xb, y, **reg
+        )
         u, state = opt.update(g, state, net)
         return eqx.apply_updates(net, u), state, loss, stats
 

@@ -9,7 +9,9 @@ One module per model family holds its checks (`_lif`, `_phase`, `_numerical`,
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import multiprocessing
 import time
 from collections.abc import Callable
 
@@ -62,22 +64,53 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
 }
 
 
-def run_checks(names=None, progress: Callable[[str], None] | None = None) -> list[CheckResult]:
-    """Run the named built-in checks (all by default) in float64."""
+def _run_one(name: str) -> CheckResult:
+    """One check, timed (also the work of a `run_checks` worker process)."""
+    jax.config.update("jax_enable_x64", True)
+    start = time.perf_counter()
+    res = CHECKS[name]()
+    return dataclasses.replace(res, seconds=time.perf_counter() - start)
+
+
+def run_checks(
+    names=None, progress: Callable[[str], None] | None = None, workers: int = 1
+) -> list[CheckResult]:
+    """Run the named built-in checks (all by default) in float64.
+
+    **Arguments:** `names` (default: every check, in `CHECKS`'s order), `progress`
+    (called with a line of text as checks start, or finish with `workers > 1`),
+    `workers`: how many processes run the checks at once (1: in this process). Each
+    check is single-threaded compilation for the most part, so a process per core
+    divides the wall time by about the number of cores.
+
+    **Returns:** one `CheckResult` per name, in the order of `names`.
+    """
     if not jax.config.jax_enable_x64:
         raise RuntimeError("run_checks needs float64: enable jax_enable_x64 first.")
     names = list(CHECKS) if names is None else list(names)
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise ValueError(f"unknown check(s) {unknown}; choose from {list(CHECKS)}.")
-    results = []
-    for name in names:
-        if progress:
-            progress(name)
-        start = time.perf_counter()
-        res = CHECKS[name]()
-        results.append(dataclasses.replace(res, seconds=time.perf_counter() - start))
-    return results
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"run_checks: `workers` must be a positive int, got {workers!r}.")
+    if workers == 1 or len(names) == 1:
+        results = []
+        for name in names:
+            if progress:
+                progress(f"running {name} ...")
+            results.append(_run_one(name))
+        return results
+    # fresh interpreters ("spawn": JAX's threads do not survive a fork), each running
+    # several checks, so that checks in one process share its compiled functions
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(names)), context) as pool:
+        futures = {pool.submit(_run_one, name): name for name in names}
+        done = {}
+        for future in concurrent.futures.as_completed(futures):
+            done[futures[future]] = future.result()
+            if progress:
+                progress(f"done {futures[future]} ({len(done)}/{len(names)})")
+    return [done[name] for name in names]
 
 
 def format_table(results: list[CheckResult]) -> str:

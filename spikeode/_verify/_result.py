@@ -93,7 +93,7 @@ def _random_inputs(rng, num_inputs, spikes_each, t_max):
 def _loss_of_times(train: SpikeTrain, t1):
     # A smooth function of all spike times that weights each spike differently.
     k = jnp.arange(train.capacity, dtype=train.times.dtype)
-    w = jnp.cos(0.7 * k + 0.3 * train.neurons)
+    w = jnp.cos(0.7 * k + 0.3 * train.neurons.astype(k.dtype))
     return jnp.sum(jnp.where(train.valid, w * train.times / t1, 0.0))
 
 

@@ -277,7 +277,8 @@ def noise_grid(t0: float, t1: float, num_bins: int) -> Float[Array, " num_bins"]
         raise ValueError(f"noise_grid: `num_bins` must be a positive int, got {num_bins!r}.")
     if not float(t1) > float(t0):
         raise ValueError(f"noise_grid: need `t1 > t0`, got t0={t0!r}, t1={t1!r}.")
-    return t0 + (t1 - t0) * jnp.arange(num_bins) / num_bins
+    span = jnp.asarray(t1 - t0)
+    return t0 + span * jnp.arange(num_bins).astype(span.dtype) / num_bins
 
 
 def spread_on_grid(

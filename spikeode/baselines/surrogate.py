@@ -181,7 +181,9 @@ def bin_spikes(
     """
     name = "bin_spikes"
     if not isinstance(train, SpikeTrain):
-        raise ValueError(f"{name}: `train` must be a spikeode.SpikeTrain, got {type(train).__name__}.")
+        raise ValueError(
+            f"{name}: `train` must be a spikeode.SpikeTrain, got {type(train).__name__}."
+        )
     dt = _check_positive_number(name, "dt", dt)
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
         raise ValueError(f"{name}: `num_steps` must be a positive int, got {num_steps!r}.")
@@ -338,7 +340,9 @@ class SurrogateNetwork(eqx.Module):
             raise ValueError(f"{name}: `detach_reset` must be a bool, got {detach_reset!r}.")
         neuron = TimeSteppedLIF() if neuron is None else neuron
         if not isinstance(neuron, TimeSteppedLIF):
-            raise ValueError(f"{name}: `neuron` must be a TimeSteppedLIF, got {type(neuron).__name__}.")
+            raise ValueError(
+                f"{name}: `neuron` must be a TimeSteppedLIF, got {type(neuron).__name__}."
+            )
         num_layers = len(sizes) - 1
         if w_init is None:
             w_init = [(0.0, 1.0 / math.sqrt(n)) for n in sizes[:-1]]
@@ -394,7 +398,11 @@ class SurrogateNetwork(eqx.Module):
 
     def __call__(
         self, x: Float[Array, "steps inputs"]
-    ) -> tuple[Float[Array, " outputs"], tuple[Float[Array, "steps neurons"], ...], Float[Array, "steps outputs"]]:
+    ) -> tuple[
+        Float[Array, " outputs"],
+        tuple[Float[Array, "steps neurons"], ...],
+        Float[Array, "steps outputs"],
+    ]:
         """Run the network on one binned input (see
         [`spikeode.baselines.surrogate.bin_spikes`][]; use `jax.vmap` for batches).
 
@@ -455,7 +463,9 @@ def surrogate_loss(
     spikes per sample, all hidden layers together).
     """
     if x.ndim != 3:
-        raise ValueError(f"surrogate_loss: `x` must have shape (batch, steps, inputs), got {x.shape}.")
+        raise ValueError(
+            f"surrogate_loss: `x` must have shape (batch, steps, inputs), got {x.shape}."
+        )
     labels = jnp.asarray(labels)
     if labels.shape != x.shape[:1] or not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(
@@ -474,6 +484,7 @@ def surrogate_loss(
             upper=upper, upper_weight=upper_weight,
         )
         spikes = spikes + jnp.mean(jnp.sum(counts, axis=1))
-    acc = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+    preds = jnp.argmax(logits, axis=-1)
+    acc = jnp.mean(preds == jnp.asarray(labels).astype(preds.dtype))
     stats = dict(accuracy=acc, cross_entropy=ce, regulariser=reg, hidden_spikes=spikes)
     return ce + reg, stats

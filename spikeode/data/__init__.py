@@ -12,8 +12,8 @@ from ._encoding import (
     latency_encode as latency_encode,
 )
 from ._patterns import spike_pattern_task as spike_pattern_task
-from ._tasks import Task as Task, TASKS as TASKS
 from ._randman import randman as randman, randman_spikes as randman_spikes
+from ._tasks import Task as Task, TASKS as TASKS
 from ._xor import xor_spikes as xor_spikes
 from ._yinyang import (
     yinyang as yinyang,

@@ -3,11 +3,11 @@ Mostafa (2017) and the alpha-synapse neuron of Comsa et al. (2020)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
-
-from typing import ClassVar
 
 from ._base import ExpPolynomial
 from ._params import as_param

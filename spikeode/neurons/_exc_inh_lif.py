@@ -10,7 +10,7 @@ import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._lif import expm1_ratio, two_exp_kernel
+from ._lif import two_exp_kernel
 from ._params import as_param
 from ._two_state import TwoStateIF
 

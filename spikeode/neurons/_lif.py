@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
-
-from typing import ClassVar
 
 from ._base import ExpPolynomial
 from ._params import as_param

@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -160,7 +160,9 @@ def fit(
         with open(metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         trainer.save(ckpt, epoch + 1, history)
-        val_text = f"val acc {row['val_acc']:.4f}{' *' if chosen else '  '} | " if val is not None else ""
+        val_text = (
+            f"val acc {row['val_acc']:.4f}{' *' if chosen else '  '} | " if val is not None else ""
+        )
         log(
             f"epoch {epoch + 1:3d}: train loss {row['train_loss']:.4f} acc "
             f"{row['train_acc']:.4f} | {val_text}test loss {row['test_loss']:.4f} acc "

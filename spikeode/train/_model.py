@@ -53,7 +53,8 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
                 w_mean=config.w_hidden[0], w_std=config.w_hidden[1], dtype=dtype, key=k1,
             ),
             SpikingLayer(
-                config.hidden, num_classes, neuron=lif(num_classes, config.output_refractory, config.output_bias),
+                config.hidden, num_classes,
+                neuron=lif(num_classes, config.output_refractory, config.output_bias),
                 max_spikes=config.output_spikes or num_classes,
                 w_mean=config.w_out[0], w_std=config.w_out[1], dtype=dtype, key=k2,
             ),
@@ -123,7 +124,7 @@ def _batch_loss(params, static, config, x, y):
     if config.silent_weight:
         for spikes, v_final in hidden:
             loss = loss + config.silent_weight * silent_neuron_loss(spikes, v_final)
-    return loss, (jnp.mean(preds == y), _fired(hidden))
+    return loss, (jnp.mean(preds == y.astype(preds.dtype)), _fired(hidden))
 
 
 def _fired(hidden):
@@ -143,7 +144,7 @@ def _bump_silent(params, fired, bump):
         return params
     layers = params.layers[: len(fired)]
     new = tuple(
-        layer.w_in + bump * (count == 0).astype(layer.w_in.dtype)
+        layer.w_in + bump * (count == 0).astype(layer.w_in.dtype)[None, :]
         for layer, count in zip(layers, fired)
     )
-    return eqx.tree_at(lambda p: tuple(l.w_in for l in p.layers[: len(new)]), params, new)
+    return eqx.tree_at(lambda p: tuple(layer.w_in for layer in p.layers[: len(new)]), params, new)

@@ -65,7 +65,8 @@ def write_plots(config: TrainConfig, trainer: _Trainer, history, x_test, y_test)
     for c in range(classes):
         for k in range(classes):
             t = first[labels == c, k]
-            axes[c].hist(np.where(np.isfinite(t), t, config.t1) * 1e3, bins=bins, alpha=0.5, label=f"neuron {k}")
+            axes[c].hist(np.where(np.isfinite(t), t, config.t1) * 1e3, bins=bins, alpha=0.5,
+                         label=f"neuron {k}")
         axes[c].set_title(f"class {c}"), axes[c].set_xlabel("first spike (ms)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()

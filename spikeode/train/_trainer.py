@@ -239,7 +239,8 @@ def read_checkpoint_meta(path: str) -> dict:
         raise ValueError(f"checkpoint metadata {path}.json is corrupted: {e}") from e
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
-            f"checkpoint {path}.json has format {meta.get('format') if isinstance(meta, dict) else None!r}; "
+            f"checkpoint {path}.json has format "
+            f"{meta.get('format') if isinstance(meta, dict) else None!r}; "
             f"expected {CHECKPOINT_FORMAT}"
         )
     return meta
