@@ -15,10 +15,12 @@ class RESULTS(eqx.Enumeration):
     `result` says which failure happened (the first, in this order, if several did):
 
     - `successful`.
-    - Capacities exceeded (the simulation stops at the first spike or arrival that did
-      not fit; the spikes before it are right): `max_spikes_reached`,
-      `max_spikes_per_neuron_reached`, `max_pending_reached`,
-      `max_window_spikes_reached`, `max_window_events_reached`.
+    - Buffers that were full (the simulation stops at the first spike or arrival that
+      did not fit; the spikes before it are right): `max_spikes_reached`,
+      `max_spikes_per_neuron_reached`, `max_pending_reached`.
+    - The windowed loop's per-window capacities (spike times are then NaN: the
+      window's spikes are incomplete): `max_window_spikes_reached`,
+      `max_window_events_reached`.
     - `root_find_failed`: a threshold crossing's root find did not converge, or a
       numerical solver hit `max_steps` (spike times are then NaN).
     - `max_segments_reached`: the loop ran out of iterations before `t1` (spike times

@@ -99,6 +99,11 @@ def _result_cases():
          R.max_segments_reached, "max_segments"),
         ("segments-event", dict(model=lif, max_spikes=20, max_segments=3, w_rec=syn),
          R.max_segments_reached, "max_segments"),
+        # two neurons firing together (same drive) in one window of room for one spike
+        ("window-spikes", dict(model=so.LIF(2, tau_mem=TAU, bias=BIAS), max_spikes=20,
+                               w_rec=so.Synapses.from_dense(jnp.zeros((2, 2)), 0.001),
+                               loop="windowed", max_window_spikes=1),
+         R.max_window_spikes_reached, "max_window_spikes=1"),
     ]  # fmt: skip
 
 
@@ -112,9 +117,13 @@ def test_failures_as_results(case):
     model = kw.pop("model")
     sim = so.simulate(model, 0.2, throw=False, **kw)
     assert bool(sim.result == expected), sim.result
-    meaningless = expected in (so.RESULTS.root_find_failed, so.RESULTS.max_segments_reached)
-    assert bool(sim.overflow) == (not meaningless)
-    assert np.isnan(np.asarray(sim.spikes.times)).any() == meaningless
+    R = so.RESULTS
+    buffer = expected in (R.max_spikes_reached, R.max_spikes_per_neuron_reached,
+                          R.max_pending_reached)  # fmt: skip
+    assert bool(sim.overflow) == (buffer or expected == R.max_window_spikes_reached)
+    # a full spike or arrival buffer keeps the spikes up to there; anything else
+    # leaves them meaningless (NaN)
+    assert np.isnan(np.asarray(sim.spikes.times)).any() == (not buffer)
     with pytest.raises(RuntimeErr, match=pattern):
         so.simulate(model, 0.2, **kw)
 
