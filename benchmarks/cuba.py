@@ -50,13 +50,13 @@ reverse mode would take more than 256 MB). The gradient keeps spikeode's default
 The JSON records the git commit and the files of spikeode/ changed in the working tree
 (with a hash of the changes): spikeode is benchmarked as it is in the working tree.
 
-With delay 0 the event-driven loop (`loop="event"`: each spike updates only its
+With delay 0 the event-driven loop (`so.EventDrivenLoop`: each spike updates only its
 targets) gets the `Synapses` (zero delays: the kick applied in the spike's jump);
 `--zero-delay-loop coupled` runs the coupled loop instead (every neuron advanced at
 every event), and `--zero-delay-form dense` passes it the equivalent dense `w_rec`.
 The 1 ms delay runs by the event-driven loop too (one pending arrival per spike), as
-`loop="auto"` does; `--delay-loop windowed` runs the windowed loop instead. `--delays 0`
-or `--delays 1` runs one delay.
+`simulate`'s default loop does; `--delay-loop windowed` runs the windowed loop
+instead. `--delays 0` or `--delays 1` runs one delay.
 
 Writes `benchmarks/results/cuba.json` (machine, versions, command line, every entry)
 and prints a summary table. `--plot` writes `docs/figures/cuba_scaling.png` from the
@@ -251,18 +251,23 @@ def spikeode_worker(args):
         res["model_fallback_reason"] = fallback
 
     def simulate(w, syn_arg, y0, caps):
+        caps = dict(caps)
+        max_spikes = caps.pop("max_spikes")
         if coupled_dense:
             w_rec = jnp.zeros((n, n), w.dtype).at[syn_arg.pre, syn_arg.post].add(w)
-            return so.simulate(neuron, t1, w_rec=w_rec, y0=y0, loop="coupled", **caps)
+            return so.simulate(neuron, t1, w_rec=w_rec, y0=y0, loop=so.CoupledLoop(),
+                               max_spikes=max_spikes)  # fmt: skip
         if windowed:
             s = eqx.tree_at(lambda s: s.weight, syn_arg, w)
-            return so.simulate(neuron, t1, w_rec=s, y0=y0, loop="windowed", window=WINDOW,
-                               checkpoints=checkpoints, **caps)
+            return so.simulate(neuron, t1, w_rec=s, y0=y0, max_spikes=max_spikes,
+                               loop=so.WindowedLoop(window=WINDOW, **caps),
+                               adjoint=so.DirectAdjoint(checkpoints=checkpoints))  # fmt: skip
         # the coupled loop converts Synapses to dense matrices (Synapses.to_dense), which
         # needs concrete indices, and the event loop needs the delays known to be zero:
         # close over the synapses instead of passing them (the weights are traced)
         s = eqx.tree_at(lambda s: s.weight, syn, w)
-        return so.simulate(neuron, t1, w_rec=s, y0=y0, loop=other_loop, **caps)
+        loop = {"event": so.EventDrivenLoop, "coupled": so.CoupledLoop}[other_loop]()
+        return so.simulate(neuron, t1, w_rec=s, y0=y0, loop=loop, max_spikes=max_spikes)
 
     def make(caps):
         def forward(w, syn_arg, y0):
@@ -639,7 +644,7 @@ def main(argv=None):
                         help="compare_trains tolerance (s) for the divergence time")
     parser.add_argument("--delay-loop", choices=("windowed", "event"), default="event",
                         help="spikeode's loop for the 1 ms delay (default: event, "
-                             "what loop=\"auto\" picks)")
+                             "what simulate's default loop is)")
     parser.add_argument("--delays", default="1,0",
                         help="delays to run, in ms (default 1,0; 1 is the only positive "
                              "delay the windowed loop's window fits)")

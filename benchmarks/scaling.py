@@ -82,10 +82,20 @@ GRADS = (
     ("forward_grad_default", {}, "solver diff, default checkpoints"),
     ("forward_grad_lean", {"checkpoints": LEAN_CHECKPOINTS},
      f"solver diff, checkpoints={LEAN_CHECKPOINTS}"),
-    ("forward_grad_eventprop", {"adjoint": "eventprop"}, "EventProp, default checkpoints"),
-    ("forward_grad_eventprop_lean", {"adjoint": "eventprop", "checkpoints": LEAN_CHECKPOINTS},
+    ("forward_grad_eventprop", {"eventprop": True}, "EventProp, default checkpoints"),
+    ("forward_grad_eventprop_lean", {"eventprop": True, "checkpoints": LEAN_CHECKPOINTS},
      f"EventProp, checkpoints={LEAN_CHECKPOINTS}"),
 )  # fmt: skip
+
+
+def simulate_options(grad: dict) -> dict:
+    """The `simulate` options of a GRADS entry: its gradient method."""
+    if not grad:
+        return {}
+    method = rl.so.EventPropAdjoint if grad.get("eventprop") else rl.so.DirectAdjoint
+    return {"adjoint": method(checkpoints=grad.get("checkpoints"))}
+
+
 TIMED = ("forward",) + tuple(key for key, _, _ in GRADS)
 BASE_RATE_HZ = 10.0  # about what the recurrent_lif.py bias gives (measured: see JSON)
 
@@ -172,12 +182,12 @@ def measure(fn, args, budget_s, max_reps):
 
 
 def checkpoint_rule(n: int, max_segments: int):
-    """What `simulate` picks when `checkpoints=None` (mirrors spikeode/_loop.py: the
+    """What `simulate` picks when `checkpoints=None` (mirrors the coupled loop: the
     carry is t, y (n x 2) and refr_until (n), plus 64 bytes)."""
-    from spikeode._loop import _FULL_CHECKPOINT_BYTES
+    from spikeode._gradients import _FULL_STORE_BYTES
 
     carry_bytes = 64 + 8 + 8 * 2 * n + 8 * n
-    full = max_segments * carry_bytes <= _FULL_CHECKPOINT_BYTES
+    full = max_segments * carry_bytes <= _FULL_STORE_BYTES
     # equinox.internal.checkpointed_while_loop's default for checkpoints=None
     auto = math.floor(-1.5 + math.sqrt(2 * max_segments + 0.25)) + 1
     return {
@@ -211,9 +221,8 @@ def worker(pt: dict) -> dict:
             rl.log(f"  buffer of {max_spikes} spikes overflowed; doubling")
             max_spikes *= 2
     grads, grad_outs = {}, {}
-    for key, options, _ in GRADS:
-        if options.get("adjoint") == "eventprop":
-            options = options | {"adjoint": rl.so.EventPropAdjoint()}
+    for key, grad, _ in GRADS:
+        options = simulate_options(grad)
         fn = rl.make_spikeode_fns(cfg, options)[1] if options else grad_default_fn
         grad_outs[key], _, grads[key] = measure(fn, (params,), budget, max_reps)
     default_out = grad_outs["forward_grad_default"]
@@ -269,9 +278,7 @@ def memory_worker(pt: dict) -> dict:
         rl.FULL, num_neurons=pt["num_neurons"], t1=pt["t1"], bias_low=pt["bias_low"],
         bias_high=pt["bias_high"], max_spikes=pt["max_spikes"],
     )  # fmt: skip
-    options = dict(next(o for key, o, _ in GRADS if key == pt["grad"]))
-    if options.get("adjoint") == "eventprop":
-        options["adjoint"] = rl.so.EventPropAdjoint()
+    options = simulate_options(next(o for key, o, _ in GRADS if key == pt["grad"]))
     params = rl.make_params(cfg)
     compiled, timing, mem = rl.compile_fn(rl.make_spikeode_fns(cfg, options)[1], (params,))
     t0 = time.perf_counter()

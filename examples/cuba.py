@@ -58,7 +58,7 @@ def main(argv=None):
 
     start = time.perf_counter()
     sim = so.simulate(
-        neuron, t1, w_rec=synapses, y0=jnp.asarray(y0), loop="windowed", window=1e-3,
+        neuron, t1, w_rec=synapses, y0=jnp.asarray(y0), loop=so.WindowedLoop(window=1e-3),
         max_spikes=int(60 * n * t1) + 64,  # room for a mean rate up to 60 Hz
     )  # fmt: skip
     times, ids = jax.device_get((sim.spikes.times, sim.spikes.neurons))

@@ -101,7 +101,7 @@ def closed_form_forward(params, z_in):
 def make_network(num_inputs, num_hidden, num_outputs, closed_form=False):
     """Two `SpikingLayer`s of `NonLeakyIF` neurons (tau_syn = 1, threshold 1) whose
     refractory period outlasts the trial: each neuron fires at most once, its first
-    spike, as in Mostafa's network. One event loop per neuron (`max_spikes_per_neuron`).
+    spike, as in Mostafa's network. One event loop per neuron (`so.PerNeuronLoop`).
     With `closed_form`, two `FirstSpikeLayer`s of the same neurons (path (c)). The
     weights are placeholders: `event_forward` sets them."""
     key = jax.random.PRNGKey(0)
@@ -110,7 +110,7 @@ def make_network(num_inputs, num_hidden, num_outputs, closed_form=False):
         neuron = so.NonLeakyIF(n, tau_syn=1.0, threshold=1.0, refractory_period=4 * T1)
         if closed_form:
             return so.nn.FirstSpikeLayer(n_in, n, neuron=neuron, key=key)
-        return so.nn.SpikingLayer(n_in, n, max_spikes=n, max_spikes_per_neuron=1,
+        return so.nn.SpikingLayer(n_in, n, max_spikes=n, loop=so.PerNeuronLoop(1),
                                   neuron=neuron, key=key)
 
     return so.nn.Sequential([layer(num_inputs, num_hidden), layer(num_hidden, num_outputs)])

@@ -4,8 +4,9 @@ The recipe (docs/models.md, "Writing a new model"):
 
 1. Subclass `spikeode.AbstractNeuron` and implement the contract: `state_size`,
    `init_state`, a jump-free `vector_field`, a real-valued `condition` that crosses
-   zero upwards at a spike, `reset`, `receive` (and `check` for run-time parameter
-   checks). Parameters are array leaves, so they are differentiable.
+   zero upwards at a spike, `reset`, `receive`, `refractory_period` (and `check` for
+   run-time parameter checks). Parameters are array leaves, so they are
+   differentiable; the fields are named as the constructor's arguments.
 2. Without a closed-form `flow` the model is integrated by a Diffrax solver; make sure
    no threshold crossing can hide inside a solver step (bound the step, or override
    `safe_step_end`).
@@ -17,6 +18,8 @@ The recipe (docs/models.md, "Writing a new model"):
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -47,10 +50,14 @@ class Izhikevich(so.AbstractNeuron):
     d: jax.Array
     bias: jax.Array
     tau_syn: jax.Array
-    v_peak: float = eqx.field(static=True, default=30.0)
+    v_peak: float = eqx.field(static=True)
+    refractory_period: ClassVar[float] = 0.0  # none
 
-    def __init__(self, num_neurons, a=0.02, b=0.2, c=-65.0, d=8.0, bias=0.0, tau_syn=5.0):
+    def __init__(
+        self, num_neurons, a=0.02, b=0.2, c=-65.0, d=8.0, bias=0.0, tau_syn=5.0, v_peak=30.0
+    ):
         self.num_neurons = num_neurons
+        self.v_peak = v_peak
         # float arrays of shape () or (num_neurons,): differentiable leaves
         self.a, self.b, self.c, self.d, self.bias, self.tau_syn = (
             jnp.asarray(x, float) for x in (a, b, c, d, bias, tau_syn)

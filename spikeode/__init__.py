@@ -8,19 +8,31 @@ from ._gradcheck import (
     GradCheckReport as GradCheckReport,
     LeafReport as LeafReport,
 )
-from ._loop import (
-    Pseudodynamics as Pseudodynamics,
-    simulate as simulate,
-    Simulation as Simulation,
+from ._gradients import (
+    AbstractAdjoint as AbstractAdjoint,
+    DirectAdjoint as DirectAdjoint,
+    ForwardMode as ForwardMode,
+)
+from ._loops import (
+    AbstractLoop as AbstractLoop,
+    CoupledLoop as CoupledLoop,
+    EventDrivenLoop as EventDrivenLoop,
+    PerNeuronLoop as PerNeuronLoop,
+    WindowedLoop as WindowedLoop,
 )
 from ._results import RESULTS as RESULTS
 from ._root_finder import BracketedNewton as BracketedNewton
+from ._simulate import Pseudodynamics as Pseudodynamics, simulate as simulate
+from ._simulation import Simulation as Simulation
 from ._solver import ExactSolver as ExactSolver
 from ._spikes import SpikeTrain as SpikeTrain
 from ._synapses import Synapses as Synapses
 from ._verify import CheckResult as CheckResult
 from .neurons import (
+    AbstractFirstSpikeNeuron as AbstractFirstSpikeNeuron,
+    AbstractFlowNeuron as AbstractFlowNeuron,
     AbstractNeuron as AbstractNeuron,
+    AbstractPhaseNeuron as AbstractPhaseNeuron,
     AdaptiveLIF as AdaptiveLIF,
     AlphaIF as AlphaIF,
     ExcInhLIF as ExcInhLIF,

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 from jaxtyping import Array, Bool, Float, Scalar
 
+from ._gradients import _check_checkpoints, _FULL_STORE_BYTES, _reverse_kind, AbstractAdjoint
+from ._segment import AbstractSegment, event_condition
 from .neurons import AbstractNeuron
 
 
-class EventPropAdjoint(eqx.Module):
+class EventPropAdjoint(AbstractAdjoint):
     """Gradients by the continuous adjoint method with jumps at events, as in EventProp
     (Wunderlich & Pehle 2021), for every model of [`spikeode.simulate`][]: pass
     `adjoint=spikeode.EventPropAdjoint()` to `simulate` (or a layer).
@@ -46,42 +49,69 @@ class EventPropAdjoint(eqx.Module):
       and at the model's `safe_step_end`).
 
     Memory: the loop over segments keeps only what the event loop's checkpoints hold
-    (time, state and refractory ends at a checkpointed event; with `checkpoints=K` in
-    `simulate`, at most `K` of them, so memory does not grow with the trial length),
-    never per solver step.
+    (time, state and refractory ends at a checkpointed event; with `checkpoints=K`, at
+    most `K` of them, so memory does not grow with the trial length), never per
+    solver step.
 
     Reverse mode only (`jax.grad`, `jax.vjp`); for forward mode use
-    `adjoint=diffrax.ForwardMode()`.
+    [`spikeode.ForwardMode`][]. Runs in the coupled and per-neuron loops (each
+    segment is differentiated by its own rule, one at a time).
 
-    **Arguments** (used only for models without a closed-form flow):
+    **Arguments:**
 
-    - `solver`: solver of the backward adjoint equation (default `diffrax.Tsit5()`).
+    - `checkpoints`: checkpoints of the loop over segments, as for
+      [`spikeode.DirectAdjoint`][].
+    - `solver`: solver of the backward adjoint equation (default `diffrax.Tsit5()`;
+      used only for models without a closed-form flow).
     - `stepsize_controller`: its step size controller (default
       `diffrax.PIDController(rtol=1e-10, atol=1e-10)`).
     - `max_steps`: maximum steps of one backward segment.
     """
 
+    checkpoints: int | None = eqx.field(default=None, static=True)
     solver: diffrax.AbstractSolver = diffrax.Tsit5()
     stepsize_controller: diffrax.AbstractStepSizeController = diffrax.PIDController(
         rtol=1e-10, atol=1e-10
     )
-    max_steps: int = 4096
+    max_steps: int = eqx.field(default=4096, static=True)
+    per_segment: ClassVar[bool] = True
+
+    def __check_init__(self):
+        _check_checkpoints(type(self).__name__, self.checkpoints)
+
+    @property
+    def solver_adjoint(self) -> diffrax.AbstractAdjoint:
+        # (the forward solve of a numerical segment is never differentiated)
+        return diffrax.RecursiveCheckpointAdjoint()
+
+    def loop_kind(self, num_steps, step_bytes, store_limit=_FULL_STORE_BYTES):
+        return _reverse_kind(self.checkpoints, num_steps, step_bytes, store_limit)
+
+    def segment(self, seg: AbstractSegment) -> AbstractSegment:
+        return _EventPropSegment(seg, self)
 
 
-class _Segment(eqx.Module):
-    """The forward solve of one segment, as passed to `segment`'s custom VJP."""
+class _EventPropSegment(AbstractSegment):
+    """A segment differentiated by the continuous adjoint (`segment`'s custom VJP)."""
 
-    solve: Callable[..., Any]  # (neuron, t, t_end, y, refractory) -> (t, y, event, ok)
-    condition: Callable[..., Any]  # (neuron, t, y, refractory) -> scalar event function
-    exact: bool
+    inner: AbstractSegment
     adjoint: EventPropAdjoint
+    closed_form: ClassVar[bool] = False
+
+    @property
+    def root_finder(self) -> optx.AbstractRootFinder:
+        return self.inner.root_finder
+
+    def solve(self, model, t, t_end, y, refractory, read=None):
+        del read  # the adjoint's segment keeps its own residuals
+        return segment((model, t, t_end, y), refractory, self)
 
 
 @eqx.filter_custom_vjp
 def segment(
     diff: tuple[AbstractNeuron, Scalar, Scalar, Float[Array, "neurons state"]],
     refractory: Bool[Array, " neurons"],
-    seg: _Segment,
+    seg: _EventPropSegment,
 ):
     """One segment of the event loop, from `t` to the first event or `t_end`.
 
@@ -94,14 +124,14 @@ def segment(
     **Returns:** `(t_stop, y_stop, event, ok)` as from the forward solve.
     """
     neuron, t, t_end, y = diff
-    return seg.solve(neuron, t, t_end, y, refractory)
+    return seg.inner.solve(neuron, t, t_end, y, refractory)
 
 
 @segment.def_fwd
 def _segment_fwd(perturbed, diff, refractory, seg):
     del perturbed
     neuron, t, t_end, y = diff
-    out = seg.solve(neuron, t, t_end, y, refractory)
+    out = seg.inner.solve(neuron, t, t_end, y, refractory)
     t_stop, y_stop, event, _ = out
     return out, (t_stop, y_stop, event)
 
@@ -121,7 +151,7 @@ def _segment_bwd(residuals, grad_obj, perturbed, diff, refractory, seg):
     tau = g_t + jnp.sum(g_y * f_stop)
     # Jump condition of a threshold crossing (implicit function theorem).
     c_t, c_y, c_p = jax.grad(
-        lambda tt, yy, pp: seg.condition(eqx.combine(pp, static), tt, yy, refractory),
+        lambda tt, yy, pp: event_condition(eqx.combine(pp, static), tt, yy, refractory),
         argnums=(0, 1, 2),
     )(t_stop, y_stop, params)
     c_dot = c_t + jnp.sum(c_y * f_stop)
@@ -132,7 +162,7 @@ def _segment_bwd(residuals, grad_obj, perturbed, diff, refractory, seg):
     p_bar = jax.tree_util.tree_map(lambda c: mu * c, c_p)
     t_end_bar = jnp.where(event, jnp.zeros_like(tau), tau)
 
-    if seg.exact:
+    if seg.inner.closed_form:
         # The flow's VJP solves the adjoint equation over [t, T] exactly.
         _, vjp = jax.vjp(
             lambda tt, yy, pp: eqx.combine(pp, static).flow(

@@ -18,15 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._segment import (
-    _find_crossing,
-    _flow_crossing,
-    earliest_pending,
-    first_of,
-    lane_models,
-    output_buffers,
-)
-from ._stored_loop import event_while_loop, loop_kind
+from ._segment import earliest_pending, event_condition, first_of, lane_models, output_buffers
+from ._solver import find_crossing, flow_crossing
+from ._stored_loop import event_while_loop, step_bytes
 from ._synapses import Synapses
 
 
@@ -87,16 +81,16 @@ def event_connections(w_rec, delays, n: int, dtype):
             d = jnp.asarray(delays)
             if not (d.ndim == 0 or d.shape == (n, 1)):
                 raise ValueError(
-                    "simulate: loop='event' needs delays that depend only on the "
+                    "simulate: EventDrivenLoop needs delays that depend only on the "
                     f"presynaptic neuron (a scalar or shape ({n}, 1)); got shape "
-                    f"{d.shape}. Use loop='coupled' or 'windowed'."
+                    f"{d.shape}. Use CoupledLoop or WindowedLoop."
                 )
         syn = Synapses.from_dense(w, 0.0 if delays is None else jnp.broadcast_to(delays, (n, n)))
         delay = None if delays is None else syn.delay
     if not syn.unique_pairs:
         raise ValueError(
-            "simulate: loop='event' needs at most one synapse per (pre, post) pair; "
-            "merge parallel synapses (add their weights) or use loop='coupled'."
+            "simulate: EventDrivenLoop needs at most one synapse per (pre, post) pair; "
+            "merge parallel synapses (add their weights) or use CoupledLoop."
         )
     weight = syn.weight.astype(dtype)
     if delay is None:
@@ -112,8 +106,8 @@ def event_connections(w_rec, delays, n: int, dtype):
     first = jnp.zeros((n,), dtype).at[syn.pre[::-1]].set(d[::-1])
     d = eqx.error_if(
         d, jnp.any(d != first[syn.pre]),
-        "simulate: loop='event' needs delays that depend only on the presynaptic "
-        "neuron; use loop='coupled' or 'windowed'.",
+        "simulate: EventDrivenLoop needs delays that depend only on the presynaptic "
+        "neuron; use CoupledLoop or WindowedLoop.",
     )  # fmt: skip
     # (again from the checked delays, so that the check is part of the computation)
     first = jnp.zeros((n,), dtype).at[syn.pre[::-1]].set(d[::-1])
@@ -122,14 +116,15 @@ def event_connections(w_rec, delays, n: int, dtype):
 
 def event_driven_run(
     neuron, t0, t1, schedule, saves, y0, *, syn, d_pre, max_spikes, max_pending, seg,
-    checkpoints, max_segments,
+    adjoint, max_segments,
 ):  # fmt: skip
     """The event-driven loop (see the module docstring).
 
     **Arguments:** `schedule`: the input arrivals `(times, sources, targets, w_in)` of
     `_delays.input_schedule`; `saves`: `(num_save, save_ts, padded)` of
     `_delays.save_schedule`; `syn`, `d_pre`: `event_connections`; the rest as for
-    `simulate`, with `seg` the segment solver (closed form, exact).
+    `simulate`, with `seg` the closed-form segment (its root finder finds the crossings)
+and `adjoint` the gradient method (which decides the kind of loop).
 
     **Returns:** `(times, ids, slopes, ys, y_final, flags)`, `flags` a dict of booleans
     `overflow`, `pend_overflow`, `failed`, `unfinished`, the resolved `max_pending` and
@@ -145,10 +140,6 @@ def event_driven_run(
     if delayed:
         if max_pending is None:
             max_pending = min(max_spikes, max(32, n // 8))
-        if not isinstance(max_pending, int) or max_pending < 1:
-            raise ValueError(
-                f"simulate: `max_pending` must be a positive int, got {max_pending!r}."
-            )
     else:
         max_pending = 0
     single, axes, lanes_of = lane_models(neuron)
@@ -156,7 +147,7 @@ def event_driven_run(
     # (`single`'s leaves are the population's: per-neuron ones of shape (n,), gathered
     # per lane by `lanes_of`)
 
-    cond = seg.condition
+    cond = event_condition
     num_in = in_times.shape[0] - 1
 
     # ---------------------------------------------------------------- one lane
@@ -182,12 +173,12 @@ def event_driven_run(
         return t_s, y_s[0], t_safe, fire_now, crossed & ~fire_now
 
     def lane_root(m, t_s, t_safe, y_s, crossed, guess):
-        return _find_crossing(
+        return find_crossing(
             cond, seg.root_finder, m, t_s, t_safe, y_s[None], free, crossed, guess
         )  # fmt: skip
 
     def lane_pred(m, t_s, t_safe, y_s, fire_now, crossed, root, t1):
-        t_hit = _flow_crossing(m, t_s, t_safe, y_s[None], free, crossed, root, condition=cond)
+        t_hit = flow_crossing(m, t_s, t_safe, y_s[None], free, crossed, root, condition=cond)
         pred = jnp.where(fire_now, t_s, jnp.where(crossed, t_hit, t_safe))
         spike = fire_now | crossed
         return jnp.where(pred < t1, pred, jnp.inf), spike
@@ -405,7 +396,7 @@ def event_driven_run(
         model=single, t1=t1, t_ref=t_ref, in_ids=in_ids, in_post=in_post,
         syn_post=syn_post, offsets=jnp.asarray(syn.offsets, jnp.int32),
     )  # fmt: skip
-    kind = loop_kind(seg.forward, checkpoints, max_segments, init)
+    kind, checkpoints = adjoint.loop_kind(max_segments, step_bytes(init))
     final, bufs = event_while_loop(
         body, init, buffers, tables, consts, max_steps=max_segments, kind=kind,
         checkpoints=checkpoints,

@@ -1,6 +1,6 @@
 """First spike times in closed form, without the event loop (Mostafa 2017; Goeltz et
 al. 2021), for models whose free response is a quadratic in one decaying exponential
-(`AbstractNeuron.exp_polynomial`)."""
+(`AbstractFirstSpikeNeuron.exp_polynomial`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._loop import Simulation
 from ._results import RESULTS
+from ._simulation import Simulation
 from ._spikes import SpikeTrain
-from .neurons import AbstractNeuron
+from .neurons import AbstractFirstSpikeNeuron
+from .neurons._base import require_capability
 
 
 def _decayed_sums(decay, increment):
@@ -49,7 +50,7 @@ def _largest_root_in(c2, c1, c0, x_low):
 
 
 def first_spikes(
-    neuron: AbstractNeuron,
+    neuron: AbstractFirstSpikeNeuron,
     t1: ArrayLike,
     inputs: SpikeTrain,
     w_in: Float[Array, "inputs neurons"],
@@ -62,7 +63,7 @@ def first_spikes(
     [`spikeode.simulate`][] for the same model with a refractory period longer than
     the trial (the model's own `refractory_period` is not used). Between two input
     spikes the model's voltage is a quadratic `c0 + c1 x + c2 x^2` in
-    `x = e^{-t/tau}` ([`spikeode.AbstractNeuron.exp_polynomial`][]): for
+    `x = e^{-t/tau}` ([`spikeode.AbstractFirstSpikeNeuron.exp_polynomial`][]): for
     [`spikeode.LIF`][] with `tau_mem = 2 tau_syn` (Goeltz et al. 2021) and
     [`spikeode.NonLeakyIF`][] without bias (Mostafa 2017, where the quadratic is
     linear). The coefficients after every input come from one scan over the inputs,
@@ -78,7 +79,8 @@ def first_spikes(
 
     **Arguments:**
 
-    - `neuron`: the population's model; it must implement `exp_polynomial`.
+    - `neuron`: the population's model, an [`spikeode.AbstractFirstSpikeNeuron`][]
+      (else a `TypeError`).
     - `t1`: end time.
     - `inputs`: an unbatched input train (sorted, none before `t0`; any number of
       spikes per input neuron). Spikes at or after `t1` have no effect.
@@ -95,6 +97,7 @@ def first_spikes(
     `num_segments` the number of intervals between inputs (inputs before `t1`, plus
     one).
     """
+    require_capability(neuron, AbstractFirstSpikeNeuron)
     n = neuron.num_neurons
     if w_in.shape != (inputs.num_neurons, n):
         raise ValueError(

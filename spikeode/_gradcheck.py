@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from ._loop import Simulation
+from ._simulation import Simulation
 from ._spikes import SpikeTrain
 
 

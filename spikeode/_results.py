@@ -55,3 +55,11 @@ CAPACITIES = (
     RESULTS.max_window_spikes_reached,
     RESULTS.max_window_events_reached,
 )
+
+# Failures after which the spike times are meaningless (NaN with `throw=False`).
+INVALIDATING = (
+    RESULTS.max_window_spikes_reached,
+    RESULTS.max_window_events_reached,
+    RESULTS.root_find_failed,
+    RESULTS.max_segments_reached,
+)

@@ -1,189 +1,111 @@
 """The segment: how a loop advances a population (or one neuron) from one event to the
-next, shared by the coupled and the windowed loop: the segment solve of `simulate`'s
-options, the closed-form crossing and its implicit-function-theorem derivatives, the
-order of coinciding scheduled times, one neuron's model."""
+next. The segments' contract and the numerical (Diffrax) segment; the closed-form
+segment is `ExactSolver`'s (`_solver.py`), the continuous adjoint's wrapper
+`EventPropAdjoint`'s (`_adjoint.py`). Also what the loops share around segments: the
+order of coinciding scheduled times, output buffers, one neuron's model."""
 
-from __future__ import annotations
-
-import copy
-from collections.abc import Callable
-from typing import NamedTuple
+import abc
+from typing import Any, ClassVar
 
 import diffrax
 import equinox as eqx
 import jax
+import jax.lax as lax
 import jax.numpy as jnp
 import optimistix as optx
-from jaxtyping import Array
+from equinox import AbstractClassVar, AbstractVar
+from jaxtyping import Array, Bool, Float, Scalar
 
-from ._adjoint import _Segment, EventPropAdjoint, segment
-from ._root_finder import BracketedNewton, find_root
-from ._solver import ExactSolver, neuron_vector_field, SegmentArgs
 from ._spikes import SpikeTrain
 from .neurons import AbstractNeuron
 
 
-def _along_flow(condition, model, t, y, refractory):
-    """The event condition along the flow from `(t, y)`, as a function of time."""
-    return lambda s: condition(model, s, model.flow(t, y, s, refractory), refractory)
+class SegmentArgs(eqx.Module):
+    """The `args` the loop passes to Diffrax: the neuron model and which neurons are
+    refractory (constant within a segment)."""
+
+    neuron: AbstractNeuron
+    refractory: Bool[Array, " neurons"]
 
 
-def _find_crossing(condition, root_finder, model, t, t_end, y, refractory, crossed, guess=None):
-    """The root of `condition` along the flow in `(t, t_end]` where `crossed` (else
-    `t_end`), and whether the root find succeeded; no derivatives. `guess`: where the
-    root finder starts (used by `BracketedNewton` where it lies inside the bracket)."""
-    along = _along_flow(condition, model, t, y, refractory)
-
-    def fn(s, _):
-        # Without a crossing (vmap runs the root find for every lane) a linear
-        # function with its root at t_end: found at once.
-        return jnp.where(crossed, along(s), s - t_end)
-
-    y0 = t_end if guess is None else guess
-    return find_root(root_finder, fn, y0, dict(lower=t, upper=t_end))
+def neuron_vector_field(t, y, args: SegmentArgs):
+    """The jump-free vector field of the model in `args`, as a Diffrax `ODETerm`
+    function."""
+    return args.neuron.vector_field(t, y, args.refractory)
 
 
-@eqx.filter_custom_jvp
-def _flow_crossing(model, t, t_end, y, refractory, crossed, root, *, condition):
-    """`root` (the crossing found by `_find_crossing`) where `crossed`, else `t_end`,
-    with the implicit function theorem's derivatives, to any order."""
-    del model, t, y, refractory, condition
-    return jnp.where(crossed, root, t_end)
+def masked_condition(model, t, y, refractory) -> Float[Array, " neurons"]:
+    """The model's condition, `-1` for refractory neurons (which cannot fire)."""
+    return jnp.where(refractory, -jnp.ones((), y.dtype), model.condition(t, y))
 
 
-@_flow_crossing.def_jvp
-def _flow_crossing_jvp(primals, tangents, *, condition):
-    model, t, t_end, y, refractory, crossed, _ = primals
-    # through the function itself, so that derivatives of this rule are right too
-    t_hit = _flow_crossing(*primals, condition=condition)
-    dmodel, dt, dt_end, dy = tangents[:4]
-    # missing tangents (None) are zeros
-    zero = lambda x, dx: jnp.zeros_like(x) if dx is None else dx
-    dt, dt_end, dy = zero(t, dt), zero(t_end, dt_end), zero(y, dy)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    if dmodel is None:
-        dmodel = jax.tree_util.tree_map(lambda _: None, params)
-    dmodel = jax.tree_util.tree_map(
-        lambda p, d: None if p is None else zero(p, d), params, dmodel,
-        is_leaf=lambda x: x is None,
-    )  # fmt: skip
-
-    def c(s, p, t0, y0):
-        return _along_flow(condition, eqx.combine(p, static), t0, y0, refractory)(s)
-
-    # 0 = dc/ds ds + dc/d(theta, t, y) d(theta, t, y) at the crossing
-    _, c_s = jax.jvp(lambda s: c(s, params, t, y), (t_hit,), (jnp.ones_like(t_hit),))
-    _, c_p = jax.jvp(lambda p, t0, y0: c(t_hit, p, t0, y0), (params, t, y), (dmodel, dt, dy))
-    c_s = jnp.where(crossed, c_s, 1.0)
-    return t_hit, jnp.where(crossed, -jnp.where(crossed, c_p, 0.0) / c_s, dt_end)
+def event_condition(model, t, y, refractory) -> Scalar:
+    """The population's event function: the largest masked condition; a segment ends
+    where it crosses zero upwards."""
+    return jnp.max(masked_condition(model, t, y, refractory))
 
 
-class SegmentSolver(NamedTuple):
-    """How a loop advances a population over one segment: `solve(model, t, t_end, y,
-    refractory, read)` returns `(t_hit, y_hit, crossed, ok)`: the first upward
-    crossing of `condition` (the largest `masked` condition over non-refractory
-    neurons) in `(t, t_end]` and the state there, else `t_end` and the state there;
-    and whether the solve succeeded. `forward`: whether the loop must support forward
-    mode (a plain while loop). `exact`: whether segments are the model's closed-form
-    flow, with the crossing found by `root_finder` (`_find_crossing`,
-    `_flow_crossing`), which the windowed loop runs only where a crossing occurred."""
+class AbstractSegment(eqx.Module):
+    """How a loop advances a population (or one neuron) over one segment: from `t` to
+    the first upward crossing of [`event_condition`][] in `(t, t_end]`, or to `t_end`.
 
-    solve: Callable
-    masked: Callable
-    condition: Callable
-    forward: bool
-    exact: bool
+    - `solve(model, t, t_end, y, refractory, read)` returns `(t_hit, y_hit, crossed,
+      ok)`: the crossing time and the state there (else `t_end` and the state there),
+      whether a crossing ended the segment, and whether the solve succeeded. `read`
+      is the loop's table reader (`_stored_loop`), through which a segment may memoise
+      work for the reverse pass, or `None`.
+    - `root_finder`: what finds crossings.
+    - `closed_form`: whether the segment is the model's closed-form `flow` with the
+      crossing found on it by `root_finder` and differentiated by the implicit
+      function theorem (`_solver.find_crossing`, `_solver.flow_crossing`). Loops that
+      advance neurons as independent lanes (event-driven, windowed) then run the root
+      find only on lanes that crossed.
+    """
+
+    root_finder: AbstractVar[optx.AbstractRootFinder]
+    closed_form: AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def solve(self, model, t, t_end, y, refractory, read=None):
+        """`(t_hit, y_hit, crossed, ok)`; see the class docstring."""
+
+
+class DiffraxSegment(AbstractSegment):
+    """A segment integrated by a numerical Diffrax solver, its crossing found by a
+    `diffrax.Event` on the solver's dense output (the segment of models without a
+    closed-form flow)."""
+
+    solver: diffrax.AbstractSolver
+    stepsize_controller: diffrax.AbstractStepSizeController
+    dt0: Any
+    max_steps: int = eqx.field(static=True)
+    adjoint: diffrax.AbstractAdjoint
     root_finder: optx.AbstractRootFinder
+    closed_form: ClassVar[bool] = False
 
-
-def segment_solver(
-    neuron, dtype, solver, stepsize_controller, root_finder, dt0, max_steps, adjoint
-) -> SegmentSolver:
-    """The segment solve of `simulate`'s options (see its docstring)."""
-    if solver is None:
-        solver = default_solver(neuron)
-    exact = isinstance(solver, ExactSolver)
-    if exact and not neuron.has_flow:
-        raise ValueError(
-            f"simulate: ExactSolver needs a closed-form `flow`, which "
-            f"{type(neuron).__name__} does not implement; pass a numerical solver."
-        )
-    # (numerical solvers only: an ExactSolver segment is one step)
-    if stepsize_controller is None and not exact:
-        stepsize_controller = diffrax.PIDController(rtol=1e-10, atol=1e-10)
-    if root_finder is None:
-        root_finder = BracketedNewton()
-    eventprop = isinstance(adjoint, EventPropAdjoint)
-    # (numerical solvers only: ExactSolver segments are differentiated directly)
-    if adjoint is not None and not eventprop:
-        inner_adjoint = adjoint
-    else:
-        inner_adjoint = diffrax.RecursiveCheckpointAdjoint()
-    forward = isinstance(inner_adjoint, diffrax.ForwardMode)
-
-    def masked_condition(model, t, y, refractory):
-        return jnp.where(refractory, -jnp.ones((), dtype), model.condition(t, y))
-
-    def event_condition(model, t, y, refractory):
-        return jnp.max(masked_condition(model, t, y, refractory))
-
-    def event_fn(t, y, args, **kwargs):
-        return event_condition(args.neuron, t, y, args.refractory)
-
-    term = diffrax.ODETerm(neuron_vector_field)
-    event = diffrax.Event(event_fn, root_finder=root_finder, direction=True)
-
-    def diffrax_solve(model, t, t_end, y, refractory, read=None):
-        # numerical solvers (ExactSolver segments are flow_solve's)
+    def solve(self, model, t, t_end, y, refractory, read=None):
         del read  # nothing memoised: the solve is differentiated as it runs
+        event = diffrax.Event(
+            lambda t, y, args, **_: event_condition(args.neuron, t, y, args.refractory),
+            root_finder=self.root_finder,
+            direction=True,
+        )
         sol = diffrax.diffeqsolve(
-            term,
-            solver,
+            diffrax.ODETerm(neuron_vector_field),
+            self.solver,
             t,
             t_end,
-            dt0,
+            self.dt0,
             y,
             SegmentArgs(model, refractory),
             saveat=diffrax.SaveAt(t1=True),
-            stepsize_controller=stepsize_controller,
+            stepsize_controller=self.stepsize_controller,
             event=event,
-            max_steps=max_steps,
-            adjoint=inner_adjoint,
+            max_steps=self.max_steps,
+            adjoint=self.adjoint,
             throw=False,
         )
         return sol.ts[-1], sol.ys[-1], jnp.asarray(sol.event_mask), diffrax.is_okay(sol.result)
-
-    def flow_solve(model, t, t_end, y, refractory, read=None):
-        # ExactSolver's segment without Diffrax's step bookkeeping: what its one step
-        # and event handling compute (the flow to t_end; on an upward crossing, the
-        # root of the condition along the flow, differentiated by the implicit
-        # function theorem), with a fraction of the operations. The root finder's
-        # iterations are memoised for the reverse pass (see _stored_loop).
-        y_end = model.flow(t, y, t_end, refractory)
-        crossed = event_condition(model, t_end, y_end, refractory) > 0
-        find = lambda: _find_crossing(
-            event_condition, root_finder, model, t, t_end, y, refractory, crossed
-        )
-        root, found = find() if read is None else read.memo("root", find)
-        t_hit = _flow_crossing(
-            model, t, t_end, y, refractory, crossed, root, condition=event_condition
-        )
-        y_hit = jnp.where(crossed, model.flow(t, y, t_hit, refractory), y_end)
-        return t_hit, y_hit, crossed, ~crossed | found
-
-    segment_solve = flow_solve if exact else diffrax_solve
-    if eventprop:
-        seg = _Segment(segment_solve, event_condition, exact, adjoint)
-
-        def solve(model, t, t_end, y, refractory, read):
-            del read  # the adjoint's segment keeps its own residuals
-            return segment((model, t, t_end, y), refractory, seg)
-    else:
-        solve = segment_solve
-
-    return SegmentSolver(
-        solve, masked_condition, event_condition, forward, exact and not eventprop, root_finder
-    )
 
 
 def first_of(*times):
@@ -241,11 +163,6 @@ def output_buffers(max_spikes: int, n: int, num_save: int, state_size: int, dtyp
     return buffers
 
 
-def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
-    """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
-    return ExactSolver() if neuron.has_flow else diffrax.Tsit5()
-
-
 def _checked_w_in(inputs: SpikeTrain, w_in, n: int) -> Array:
     """`w_in` as an array, after checking it fits the inputs and `n` neurons."""
     if w_in is None:
@@ -261,7 +178,11 @@ def _checked_w_in(inputs: SpikeTrain, w_in, n: int) -> Array:
 
 def _one_neuron_model(neuron: AbstractNeuron):
     """The model as a template for one of its neurons, and the `vmap` axes of its
-    leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared."""
+    leaves: per-neuron parameters (shape `(num_neurons,)`) are mapped, scalars shared.
+
+    The template has the structure of the model's one-neuron model
+    (`neuron.one_neuron()`, rebuilt by its constructor with `num_neurons == 1`) and the
+    population's leaves: mapped over `axes` it is each neuron's own model."""
     n = neuron.num_neurons
 
     def axis(x):
@@ -275,8 +196,20 @@ def _one_neuron_model(neuron: AbstractNeuron):
             f"found one of shape {x.shape}."
         )
 
-    single = copy.copy(neuron)
-    object.__setattr__(single, "num_neurons", 1)
+    leaves = jax.tree_util.tree_leaves(neuron)
+    for x in leaves:
+        axis(x)
+    try:
+        # (traced for its structure only: nothing is computed)
+        one = jax.eval_shape(lambda m: m.one_neuron(), neuron)
+    except TypeError as e:
+        raise TypeError(
+            f"simulate: the per-neuron, windowed and event-driven loops rebuild "
+            f"{type(neuron).__name__} for one neuron by its constructor "
+            f"(`AbstractNeuron.one_neuron`), which must accept the model's fields as "
+            f"keyword arguments: {e}"
+        ) from e
+    single = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(one), leaves)
     return single, jax.tree_util.tree_map(axis, single)
 
 
@@ -293,3 +226,17 @@ def lane_models(neuron: AbstractNeuron):
         return treedef.unflatten([x if ax is None else x[idx] for x, ax in zip(flat, leaf_axes)])
 
     return single, axes, lanes_of
+
+
+def merge_buffers(times, ids, slopes, max_spikes: int, num_neurons: int):
+    """Spike buffers (times, neuron ids, slopes; padding `+inf`) concatenated in any
+    order, as one time-sorted buffer of capacity `max_spikes` (stable: equal times keep
+    their order; truncated or padded). Overflow is the caller's to report."""
+    pad = max_spikes - times.shape[0]
+    if pad > 0:
+        times = jnp.concatenate([times, jnp.full((pad,), jnp.inf, times.dtype)])
+        ids = jnp.concatenate([ids, jnp.full((pad,), num_neurons, ids.dtype)])
+        slopes = jnp.concatenate([slopes, jnp.full((pad,), jnp.inf, slopes.dtype)])
+    # one sort carries all three along
+    times, ids, slopes = lax.sort((times, ids, slopes), num_keys=1, is_stable=True)
+    return times[:max_spikes], ids[:max_spikes], slopes[:max_spikes]

@@ -1,4 +1,7 @@
-"""`ExactSolver`: a Diffrax solver that advances a neuron model by its closed form."""
+"""`ExactSolver`: a Diffrax solver that advances a neuron model by its closed form,
+and its segment (the closed-form flow with the crossing found by a root find and
+differentiated by the implicit function theorem). `make_segment` builds the segment
+of `simulate`'s solver options."""
 
 from __future__ import annotations
 
@@ -6,23 +9,16 @@ from typing import ClassVar
 
 import diffrax
 import equinox as eqx
-from jaxtyping import Array, Bool
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array
 
+from ._gradients import AbstractAdjoint
+from ._root_finder import BracketedNewton, find_root
+from ._segment import AbstractSegment, DiffraxSegment, event_condition, SegmentArgs
 from .neurons import AbstractNeuron
-
-
-class SegmentArgs(eqx.Module):
-    """The `args` the event loop passes to Diffrax: the neuron model and which neurons
-    are refractory (constant within a segment)."""
-
-    neuron: AbstractNeuron
-    refractory: Bool[Array, " neurons"]
-
-
-def neuron_vector_field(t, y, args: SegmentArgs):
-    """The jump-free vector field of the model in `args`, as a Diffrax `ODETerm`
-    function."""
-    return args.neuron.vector_field(t, y, args.refractory)
+from .neurons._base import AbstractFlowNeuron
 
 
 class _FlowInterpolation(diffrax.AbstractLocalInterpolation):
@@ -70,3 +66,124 @@ class ExactSolver(diffrax.AbstractSolver):
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
+
+    def segment(self, neuron: AbstractNeuron, root_finder: optx.AbstractRootFinder):
+        """The closed-form segment of `neuron` (see [`FlowSegment`][])."""
+        if not isinstance(neuron, AbstractFlowNeuron):
+            raise ValueError(
+                f"simulate: ExactSolver needs a closed-form `flow` (a "
+                f"spikeode.neurons.AbstractFlowNeuron), which {type(neuron).__name__} "
+                "is not; pass a numerical solver."
+            )
+        return FlowSegment(root_finder)
+
+
+def _along_flow(condition, model, t, y, refractory):
+    """The event condition along the flow from `(t, y)`, as a function of time."""
+    return lambda s: condition(model, s, model.flow(t, y, s, refractory), refractory)
+
+
+def find_crossing(condition, root_finder, model, t, t_end, y, refractory, crossed, guess=None):
+    """The root of `condition` along the flow in `(t, t_end]` where `crossed` (else
+    `t_end`), and whether the root find succeeded; no derivatives. `guess`: where the
+    root finder starts (used by `BracketedNewton` where it lies inside the bracket)."""
+    along = _along_flow(condition, model, t, y, refractory)
+
+    def fn(s, _):
+        # Without a crossing (vmap runs the root find for every lane) a linear
+        # function with its root at t_end: found at once.
+        return jnp.where(crossed, along(s), s - t_end)
+
+    y0 = t_end if guess is None else guess
+    return find_root(root_finder, fn, y0, dict(lower=t, upper=t_end))
+
+
+@eqx.filter_custom_jvp
+def flow_crossing(model, t, t_end, y, refractory, crossed, root, *, condition):
+    """`root` (the crossing found by `find_crossing`) where `crossed`, else `t_end`,
+    with the implicit function theorem's derivatives, to any order."""
+    del model, t, y, refractory, condition
+    return jnp.where(crossed, root, t_end)
+
+
+@flow_crossing.def_jvp
+def _flow_crossing_jvp(primals, tangents, *, condition):
+    model, t, t_end, y, refractory, crossed, _ = primals
+    # through the function itself, so that derivatives of this rule are right too
+    t_hit = flow_crossing(*primals, condition=condition)
+    dmodel, dt, dt_end, dy = tangents[:4]
+    # missing tangents (None) are zeros
+    zero = lambda x, dx: jnp.zeros_like(x) if dx is None else dx
+    dt, dt_end, dy = zero(t, dt), zero(t_end, dt_end), zero(y, dy)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    if dmodel is None:
+        dmodel = jax.tree_util.tree_map(lambda _: None, params)
+    dmodel = jax.tree_util.tree_map(
+        lambda p, d: None if p is None else zero(p, d), params, dmodel,
+        is_leaf=lambda x: x is None,
+    )  # fmt: skip
+
+    def c(s, p, t0, y0):
+        return _along_flow(condition, eqx.combine(p, static), t0, y0, refractory)(s)
+
+    # 0 = dc/ds ds + dc/d(theta, t, y) d(theta, t, y) at the crossing
+    _, c_s = jax.jvp(lambda s: c(s, params, t, y), (t_hit,), (jnp.ones_like(t_hit),))
+    _, c_p = jax.jvp(lambda p, t0, y0: c(t_hit, p, t0, y0), (params, t, y), (dmodel, dt, dy))
+    c_s = jnp.where(crossed, c_s, 1.0)
+    return t_hit, jnp.where(crossed, -jnp.where(crossed, c_p, 0.0) / c_s, dt_end)
+
+
+class FlowSegment(AbstractSegment):
+    """`ExactSolver`'s segment: what its one Diffrax step and event handling compute
+    (the flow to `t_end`; on an upward crossing, the root of the condition along the
+    flow, differentiated by the implicit function theorem), without Diffrax's
+    per-solve bookkeeping. The root finder's iterations are memoised for the reverse
+    pass through the loop's `read` (see `_stored_loop`)."""
+
+    root_finder: optx.AbstractRootFinder
+    closed_form: ClassVar[bool] = True
+
+    def solve(self, model, t, t_end, y, refractory, read=None):
+        y_end = model.flow(t, y, t_end, refractory)
+        crossed = event_condition(model, t_end, y_end, refractory) > 0
+        find = lambda: find_crossing(
+            event_condition, self.root_finder, model, t, t_end, y, refractory, crossed
+        )
+        root, found = find() if read is None else read.memo("root", find)
+        t_hit = flow_crossing(
+            model, t, t_end, y, refractory, crossed, root, condition=event_condition
+        )
+        y_hit = jnp.where(crossed, model.flow(t, y, t_hit, refractory), y_end)
+        return t_hit, y_hit, crossed, ~crossed | found
+
+
+def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
+    """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
+    return ExactSolver() if isinstance(neuron, AbstractFlowNeuron) else diffrax.Tsit5()
+
+
+def make_segment(
+    neuron: AbstractNeuron,
+    adjoint: AbstractAdjoint,
+    solver: diffrax.AbstractSolver | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    root_finder: optx.AbstractRootFinder | None = None,
+    dt0=None,
+    max_steps: int = 4096,
+) -> AbstractSegment:
+    """The segment of `simulate`'s solver options, as `adjoint` differentiates it:
+    `ExactSolver`'s closed-form segment, or a Diffrax solve (default step size
+    controller `PIDController(rtol=1e-10, atol=1e-10)`) for any other solver."""
+    if solver is None:
+        solver = default_solver(neuron)
+    if root_finder is None:
+        root_finder = BracketedNewton()
+    if isinstance(solver, ExactSolver):
+        seg = solver.segment(neuron, root_finder)
+    else:
+        if stepsize_controller is None:
+            stepsize_controller = diffrax.PIDController(rtol=1e-10, atol=1e-10)
+        seg = DiffraxSegment(
+            solver, stepsize_controller, dt0, max_steps, adjoint.solver_adjoint, root_finder
+        )
+    return adjoint.segment(seg)

@@ -123,21 +123,9 @@ def event_while_loop(
     )
 
 
-_FULL_STORE_BYTES = 64 * 2**20
-
-
-def loop_kind(forward: bool, checkpoints: int | None, max_steps: int, carry: PyTree) -> str:
-    """The `kind` of `event_while_loop` for a loop of `max_steps` steps with this
-    initial `carry`: `"lax"` for forward mode; `"stored"` when storing every step's
-    carry takes at most 64 MB or `checkpoints >= max_steps` asks for it (the backward
-    pass then replays each step once); else `"checkpointed"` (Equinox's scheme,
-    bounded memory, more recomputation)."""
-    if forward:
-        return "lax"
-    if checkpoints is not None:
-        return "stored" if checkpoints >= max_steps else "checkpointed"
-    carry_bytes = 64 + sum(x.nbytes for x in jax.tree_util.tree_leaves(carry))
-    return "stored" if max_steps * carry_bytes <= _FULL_STORE_BYTES else "checkpointed"
+def step_bytes(carry: PyTree) -> int:
+    """The bytes a stored loop keeps per step: the carry's arrays plus 64."""
+    return 64 + sum(x.nbytes for x in jax.tree_util.tree_leaves(carry))
 
 
 def _split(tree):

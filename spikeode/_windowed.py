@@ -17,7 +17,8 @@ import numpy as np
 from jaxtyping import Array
 
 from ._delays import check_delays
-from ._segment import _checked_w_in, _find_crossing, _flow_crossing, first_of, lane_models
+from ._segment import _checked_w_in, event_condition, first_of, lane_models
+from ._solver import find_crossing, flow_crossing
 from ._stored_loop import event_while_loop
 from ._synapses import Synapses
 
@@ -103,7 +104,7 @@ def synapse_table(w_rec, delays, n: int, dtype) -> tuple[Synapses, Array]:
 
 def windowed_run(
     neuron, t1, inputs, w_in, *, w_rec, delays, input_delays, window, t0, y0, max_spikes,
-    max_pending, max_window_spikes, max_window_events, seg, checkpoints,
+    max_pending, max_window_spikes, max_window_events, seg, adjoint,
 ):  # fmt: skip
     """The windowed loop (see the module docstring). Returns `(times, ids, slopes,
     y_final, flags)` with `flags` a dict of booleans: `overflow` (output buffer),
@@ -122,7 +123,7 @@ def windowed_run(
     if not length > 0:
         raise ValueError(
             f"simulate: the windowed loop needs a window length > 0, got {length}; with "
-            "a zero minimum delay use loop='coupled'."
+            "a zero minimum delay use CoupledLoop."
         )
     if not t1f > t0f:
         raise ValueError("simulate: `t1` must be greater than `t0`.")
@@ -142,12 +143,6 @@ def windowed_run(
         max_window_spikes = min(n, max(64, n // 32))
     if max_window_events is None:
         max_window_events = 16
-    for name, v in (
-        ("max_window_spikes", max_window_spikes),
-        ("max_window_events", max_window_events),
-    ):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"simulate: `{name}` must be a positive int, got {v!r}.")
 
     # ---- external inputs: every (spike, target) pair an arrival, known in advance
     if inputs is not None:
@@ -195,7 +190,7 @@ def windowed_run(
         release = jnp.where(refractory, refr_until, jnp.inf)
         t_sched = first_of(a, release, t_end)
         r = refractory[None]
-        fire_now = seg.condition(model, t, y, r) >= 0
+        fire_now = event_condition(model, t, y, r) >= 0
         t_safe = lax.stop_gradient(model.safe_step_end(t, y, t_sched, r))
         t_stop = jnp.where(t_safe < t_sched, t_safe, t_sched)
         t_stop = jnp.where(fire_now, t, t_stop)
@@ -210,17 +205,17 @@ def windowed_run(
 
     def lane_flow(model, t_start, t_stop_, y, r):
         y_end = model.flow(t_start, y[None], t_stop_, r)
-        return y_end, seg.condition(model, t_stop_, y_end, r) > 0
+        return y_end, event_condition(model, t_stop_, y_end, r) > 0
 
     def lane_root(model, t_start, t_stop_, y, r):
         # the crossing in (t_start, t_stop_], which the caller knows exists
         y = y[None]
         crossed = jnp.array(True)
-        root, found = _find_crossing(
-            seg.condition, seg.root_finder, model, t_start, t_stop_, y, r, crossed
+        root, found = find_crossing(
+            event_condition, seg.root_finder, model, t_start, t_stop_, y, r, crossed
         )
-        t_hit = _flow_crossing(
-            model, t_start, t_stop_, y, r, crossed, root, condition=seg.condition
+        t_hit = flow_crossing(
+            model, t_start, t_stop_, y, r, crossed, root, condition=event_condition
         )
         return t_hit, model.flow(t_start, y, t_hit, r), found
 
@@ -279,7 +274,7 @@ def windowed_run(
         t_start, t_stop, t_stop_, r, fire_now, has_length = v_start(
             k.model, c.t, c.y, c.refr_until, a, k.t_end, k.span
         )
-        if seg.exact:
+        if seg.closed_form:
             y_end, crossed = v_flow(k.model, t_start, t_stop_, c.y, r)
             crossed = crossed & has_length & active
             # root finds on at most `roots` crossing lanes; the others wait a step
@@ -454,14 +449,10 @@ def windowed_run(
         carry = eqx.tree_at(lambda q: q.done, carry, stop)
         return carry, writes
 
-    if seg.forward:
-        outer_kind = inner_kind = "lax"
-    else:
-        inner_kind = "stored"
-        carry_bytes = (n * (state + 1) + 2 * cap) * np.dtype(dtype).itemsize + 8 * cap
-        outer_kind = "checkpointed" if (
-            checkpoints is not None and checkpoints < num_windows
-        ) or (checkpoints is None and num_windows * carry_bytes > _STORE_LIMIT) else "stored"
+    carry_bytes = (n * (state + 1) + 2 * cap) * np.dtype(dtype).itemsize + 8 * cap
+    outer_kind, checkpoints = adjoint.loop_kind(num_windows, carry_bytes, _STORE_LIMIT)
+    # (a window's inner loop is short: stored, unless the loop runs in forward mode)
+    inner_kind = "lax" if outer_kind == "lax" else "stored"
     pad = lambda x, v, dt: jnp.concatenate([x.astype(dt), jnp.full((max_pending,), v, dt)])
     init = _Window(
         t=t0a,

@@ -1,8 +1,6 @@
 """Equinox layers: feed-forward and recurrent layers built on the event loop, a
 feed-forward layer of closed-form first spikes, and `Sequential`."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import equinox as eqx
@@ -11,10 +9,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._first_spike import first_spikes
-from ._loop import simulate, Simulation
+from ._loops import AbstractLoop
+from ._simulate import simulate
+from ._simulation import Simulation
 from ._spikes import SpikeTrain
 from ._synapses import Synapses
-from .neurons import AbstractNeuron, LIF
+from .neurons import AbstractFirstSpikeNeuron, AbstractNeuron, LIF
+from .neurons._base import require_capability
 
 
 def _population(layer: str, neuron, num_neurons: int, dtype):
@@ -41,10 +42,12 @@ class _AbstractLayer(eqx.Module):
 
     neuron: eqx.AbstractVar[AbstractNeuron]
     w_in: eqx.AbstractVar[Float[Array, "inputs neurons"]]
+    input_delays: eqx.AbstractVar[Float[Array, "..."] | None]
     max_spikes: eqx.AbstractVar[int]
+    loop: eqx.AbstractVar[AbstractLoop | None]
 
-    def _loop_options(self) -> dict[str, Any]:
-        """Options of `simulate` that depend on the layer type."""
+    def _connections(self) -> dict[str, Any]:
+        """The recurrent connections of `simulate` (none for a feed-forward layer)."""
         return {}
 
     def __call__(
@@ -73,8 +76,9 @@ class _AbstractLayer(eqx.Module):
             self.w_in,
             t0=t0,
             max_spikes=self.max_spikes,
-            **self._loop_options(),
-            **kwargs,
+            input_delays=self.input_delays,
+            **self._connections(),
+            **({"loop": self.loop} | kwargs),
         )
 
 
@@ -85,10 +89,10 @@ class SpikingLayer(_AbstractLayer):
 
     - `num_inputs`, `num_neurons`: sizes.
     - `max_spikes`: capacity of the layer's output spike buffer.
-    - `max_spikes_per_neuron`: if given, each neuron is simulated by its own event
-      loop (the neurons of a feed-forward layer are independent) with room for this
-      many spikes: the same spikes and gradients, much faster for wide layers (see
-      [`spikeode.simulate`][]). `None`: one loop for the whole layer.
+    - `loop`: the loop of every call ([`spikeode.AbstractLoop`][]; default: `simulate`'s
+      choice, the coupled loop here). [`spikeode.PerNeuronLoop`][] simulates each
+      neuron by its own loop (the neurons of a feed-forward layer are independent):
+      the same spikes and gradients, much faster for wide layers.
     - `neuron`: the model (default `LIF(num_neurons)` with its defaults).
     - `w_mean`, `w_std`: the input weights are drawn from a normal distribution
       with this mean and standard deviation.
@@ -102,7 +106,7 @@ class SpikingLayer(_AbstractLayer):
     w_in: Float[Array, "inputs neurons"]
     input_delays: Float[Array, "..."] | None
     max_spikes: int = eqx.field(static=True)
-    max_spikes_per_neuron: int | None = eqx.field(static=True)
+    loop: AbstractLoop | None
 
     def __init__(
         self,
@@ -110,7 +114,7 @@ class SpikingLayer(_AbstractLayer):
         num_neurons: int,
         *,
         max_spikes: int,
-        max_spikes_per_neuron: int | None = None,
+        loop: AbstractLoop | None = None,
         neuron: AbstractNeuron | None = None,
         w_mean: float = 0.0,
         w_std: float = 1.0,
@@ -122,12 +126,7 @@ class SpikingLayer(_AbstractLayer):
         self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
         self.input_delays = _delays(input_delays, dtype)
         self.max_spikes = max_spikes
-        self.max_spikes_per_neuron = max_spikes_per_neuron
-
-    def _loop_options(self):
-        return dict(
-            max_spikes_per_neuron=self.max_spikes_per_neuron, input_delays=self.input_delays
-        )
+        self.loop = loop
 
 
 class RecurrentLayer(_AbstractLayer):
@@ -138,8 +137,9 @@ class RecurrentLayer(_AbstractLayer):
     **Arguments:** as [`spikeode.nn.SpikingLayer`][], plus `w_rec_mean` and `w_rec_std`
     for the recurrent weights; `synapses` (a [`spikeode.Synapses`][] used instead of a
     random dense `w_rec`); `delays` (trainable recurrent delays of a dense `w_rec`,
-    broadcast against it); `loop_options` (further options of
-    [`spikeode.simulate`][] for every call, e.g. `loop`, `window`, `max_pending`).
+    broadcast against it); `loop` (the loop of every call, e.g.
+    [`spikeode.WindowedLoop`][] with its window and capacities; default
+    `simulate`'s choice).
     """
 
     neuron: AbstractNeuron
@@ -148,7 +148,7 @@ class RecurrentLayer(_AbstractLayer):
     delays: Float[Array, "..."] | None
     input_delays: Float[Array, "..."] | None
     max_spikes: int = eqx.field(static=True)
-    loop_options: tuple = eqx.field(static=True)
+    loop: AbstractLoop | None
 
     def __init__(
         self,
@@ -164,7 +164,7 @@ class RecurrentLayer(_AbstractLayer):
         synapses: Synapses | None = None,
         delays: ArrayLike | None = None,
         input_delays: ArrayLike | None = None,
-        loop_options: dict | None = None,
+        loop: AbstractLoop | None = None,
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -190,13 +190,10 @@ class RecurrentLayer(_AbstractLayer):
         self.delays = _delays(delays, dtype)
         self.input_delays = _delays(input_delays, dtype)
         self.max_spikes = max_spikes
-        self.loop_options = tuple(sorted((loop_options or {}).items()))
+        self.loop = loop
 
-    def _loop_options(self):
-        return dict(
-            w_rec=self.w_rec, delays=self.delays, input_delays=self.input_delays,
-            **dict(self.loop_options),
-        )  # fmt: skip
+    def _connections(self):
+        return dict(w_rec=self.w_rec, delays=self.delays)
 
 
 class FirstSpikeLayer(eqx.Module):
@@ -228,7 +225,7 @@ class FirstSpikeLayer(eqx.Module):
         if neuron is None:
             neuron = LIF(num_neurons, tau_mem=20e-3, tau_syn=10e-3)
         self.neuron, dtype = _population("FirstSpikeLayer", neuron, num_neurons, dtype)
-        self.neuron.exp_polynomial()  # a model without a closed form fails here
+        require_capability(self.neuron, AbstractFirstSpikeNeuron).exp_polynomial()  # fails now
         self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
 
     def __call__(self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0) -> Simulation:

@@ -125,11 +125,11 @@ def test_eventprop_equals_solver_differentiation_and_finite_differences(name):
 
 def test_eventprop_through_a_feedforward_network_with_per_neuron_loops():
     layers = [
-        so.nn.SpikingLayer(4, 8, max_spikes=80, max_spikes_per_neuron=10,
+        so.nn.SpikingLayer(4, 8, max_spikes=80, loop=so.PerNeuronLoop(10),
                            neuron=so.LIF(8, tau_mem=0.01, tau_syn=0.005, bias=1.1,
                                          refractory_period=1e-3),
                            key=jax.random.PRNGKey(0)),
-        so.nn.SpikingLayer(8, 3, max_spikes=40, max_spikes_per_neuron=14,
+        so.nn.SpikingLayer(8, 3, max_spikes=40, loop=so.PerNeuronLoop(14),
                            neuron=so.LIF(3, tau_mem=0.01, tau_syn=0.005, bias=0.9,
                                          refractory_period=1e-3),
                            key=jax.random.PRNGKey(1)),
@@ -158,12 +158,12 @@ def test_eventprop_through_a_feedforward_network_with_per_neuron_loops():
 
 
 def test_eventprop_with_few_checkpoints_gives_the_same_gradient():
-    """With `checkpoints=4` the loop keeps 4 states and recomputes the rest (compared
-    with the "lif" case's EventProp gradient, all states kept)."""
+    """With `EventPropAdjoint(checkpoints=4)` the loop keeps 4 states and recomputes
+    the rest (compared with the "lif" case's EventProp gradient, all states kept)."""
     g_all = _filtered(_case("lif")[2].grad)
     params = (_lif(), W_IN, W_REC, INPUTS.times)
-    adjoint = so.EventPropAdjoint()
-    lean = _recurrent(_lif, checkpoints=4)
+    adjoint = so.EventPropAdjoint(checkpoints=4)
+    lean = _recurrent(_lif)
     g_lean = eqx.filter_jit(eqx.filter_grad(lambda p: lean(p, adjoint)[0]))(params)
     assert _rel_diff(g_all, g_lean) <= 1e-12
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -84,25 +85,26 @@ def _result_cases():
         ("spikes-event", dict(model=lif, max_spikes=3, w_rec=syn),
          R.max_spikes_reached, "max_spikes=3"),
         ("per-neuron", dict(model=so.LIF(2, tau_mem=TAU, bias=BIAS), max_spikes=20,
-                            max_spikes_per_neuron=2),
+                            loop=so.PerNeuronLoop(2)),
          R.max_spikes_per_neuron_reached, "max_spikes_per_neuron=2"),
-        ("pending-coupled", dict(model=lif, max_spikes=20, w_rec=delayed, max_pending=1,
-                                 loop="coupled"),
+        ("pending-coupled", dict(model=lif, max_spikes=20, w_rec=delayed,
+                                 loop=so.CoupledLoop(max_pending=1)),
          R.max_pending_reached, "max_pending=1"),
-        ("pending-event", dict(model=lif, max_spikes=20, w_rec=delayed, max_pending=1),
+        ("pending-event", dict(model=lif, max_spikes=20, w_rec=delayed,
+                               loop=so.EventDrivenLoop(max_pending=1)),
          R.max_pending_reached, "max_pending=1"),
-        ("root-coupled", dict(model=lif, max_spikes=20, root_finder=bisect, loop="coupled"),
+        ("root-coupled", dict(model=lif, max_spikes=20, root_finder=bisect, loop=so.CoupledLoop()),
          R.root_find_failed, "root find"),
         ("root-event", dict(model=lif, max_spikes=20, root_finder=bisect, w_rec=syn),
          R.root_find_failed, "root find"),
-        ("segments-coupled", dict(model=lif, max_spikes=20, max_segments=3, loop="coupled"),
+        ("segments-coupled", dict(model=lif, max_spikes=20, max_segments=3, loop=so.CoupledLoop()),
          R.max_segments_reached, "max_segments"),
         ("segments-event", dict(model=lif, max_spikes=20, max_segments=3, w_rec=syn),
          R.max_segments_reached, "max_segments"),
         # two neurons firing together (same drive) in one window of room for one spike
         ("window-spikes", dict(model=so.LIF(2, tau_mem=TAU, bias=BIAS), max_spikes=20,
                                w_rec=so.Synapses.from_dense(jnp.zeros((2, 2)), 0.001),
-                               loop="windowed", max_window_spikes=1),
+                               loop=so.WindowedLoop(max_window_spikes=1)),
          R.max_window_spikes_reached, "max_window_spikes=1"),
     ]  # fmt: skip
 
@@ -286,7 +288,7 @@ def _simulate_jit(model, inputs):
 _GOOD_INPUTS = so.SpikeTrain.from_lists([[0.01], [0.02]])
 
 
-_PARAMS = ("tau_mem", "tau_syn", "threshold", "v_reset", "bias", "t_ref")
+_PARAMS = ("tau_mem", "tau_syn", "threshold", "v_reset", "bias", "refractory_period")
 
 
 def _with(**changes):
@@ -315,7 +317,7 @@ def test_jit_baseline_runs():
         (dict(tau_mem=0.0), r"tau_mem` must be positive"),
         (dict(tau_syn=-1.0), r"tau_syn` must be positive"),
         (dict(tau_mem=np.nan), r"tau_mem` must be positive"),
-        (dict(t_ref=-1e-3), r"refractory_period` must be non-negative"),
+        (dict(refractory_period=-1e-3), r"refractory_period` must be non-negative"),
         (dict(v_reset=1.0), r"`v_reset` must lie below `threshold`"),
     ],
 )
@@ -392,6 +394,29 @@ def test_w_rec_wrong_shape():
 def test_bad_max_spikes(max_spikes):
     with pytest.raises(ValueError, match="`max_spikes` must be a positive int"):
         so.simulate(so.LIF(2), 0.1, max_spikes=max_spikes)
+
+
+@pytest.mark.parametrize(
+    "make, pattern",
+    [(lambda: so.CoupledLoop(max_pending=0), "`max_pending` must be a positive int"),
+     (lambda: so.PerNeuronLoop(2.0), "`max_spikes_per_neuron` must be a positive int"),
+     (lambda: so.EventDrivenLoop(max_pending=-1), "`max_pending` must be a positive int"),
+     (lambda: so.WindowedLoop(max_window_spikes=0), "`max_window_spikes` must be"),
+     (lambda: so.WindowedLoop(max_window_events=1.5), "`max_window_events` must be"),
+     (lambda: so.DirectAdjoint(checkpoints=0), "`checkpoints` must be a positive int"),
+     (lambda: so.EventPropAdjoint(checkpoints=-2), "`checkpoints` must be a positive int")],
+)  # fmt: skip
+def test_bad_loop_and_adjoint_capacities(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
+
+
+def test_loop_and_adjoint_of_the_wrong_kind():
+    """A string loop (the old API) or a Diffrax adjoint is refused with what to pass."""
+    with pytest.raises(TypeError, match="`loop` must be a spikeode.AbstractLoop"):
+        so.simulate(so.LIF(2), 0.1, max_spikes=5, loop="coupled")
+    with pytest.raises(TypeError, match=r"DirectAdjoint\(solver_adjoint=...\)"):
+        so.simulate(so.LIF(2), 0.1, max_spikes=5, adjoint=diffrax.ForwardMode())
 
 
 def test_t1_not_after_t0():

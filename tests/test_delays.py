@@ -47,7 +47,8 @@ def _lif(n=6, seed=0):
 def test_coupled_loop_with_delays_matches_scipy_reference(per_connection):
     net = _network(1, n=8, n_in=4, per_connection=per_connection)
     neuron = _lif(8)
-    sim = so.simulate(neuron, 0.12, max_spikes=200, max_pending=2000, loop="coupled", **net)
+    sim = so.simulate(neuron, 0.12, max_spikes=200,
+                      loop=so.CoupledLoop(max_pending=2000), **net)
     times, ids = reference_lif(neuron, 0.12, **{k: np.asarray(v) if k != "inputs" else v
                                               for k, v in net.items()})  # fmt: skip
     k = int(sim.spikes.num_spikes)
@@ -64,7 +65,7 @@ def test_zero_delays_are_no_delays():
         def loss(w_rec):
             sim = so.simulate(neuron, T1, net["inputs"], net["w_in"], w_rec=w_rec,
                               delays=delays, input_delays=input_delays, max_spikes=100,
-                              max_pending=600)  # fmt: skip
+                              loop=_loop("coupled"))  # fmt: skip
             return jnp.sum(jnp.where(sim.spikes.valid, sim.spikes.times, 0) ** 2), sim
 
         return eqx.filter_value_and_grad(loss, has_aux=True)(net["w_rec"])
@@ -74,20 +75,26 @@ def test_zero_delays_are_no_delays():
     np.testing.assert_allclose(g, g_base, rtol=1e-12, atol=1e-14)
     per_connection = so.simulate(neuron, T1, net["inputs"], net["w_in"], w_rec=net["w_rec"],
                                  delays=jnp.zeros((6, 6)), input_delays=jnp.zeros((3, 6)),
-                                 max_spikes=100, max_pending=600)  # fmt: skip
+                                 max_spikes=100, loop=_loop("coupled"))  # fmt: skip
     for other in (sim, per_connection):
         np.testing.assert_array_equal(other.spikes.neurons, base.spikes.neurons)
         np.testing.assert_array_equal(other.spikes.times, base.spikes.times)
     assert int(base.spikes.num_spikes) > 5
 
 
-def _loss_fn(neuron, inputs, loop, window=None, **options):
+def _loop(kind: str, window: float | None = None) -> so.AbstractLoop:
+    """The coupled or windowed loop, with room for 600 pending arrivals."""
+    if kind == "coupled":
+        return so.CoupledLoop(max_pending=600)
+    return so.WindowedLoop(window=window, max_pending=600)
+
+
+def _loss_fn(neuron, inputs, loop, **options):
     def fn(p):
         x = so.SpikeTrain(p["in_times"], inputs.neurons, inputs.num_neurons)
         sim = so.simulate(
             p["neuron"], T1, x, p["w_in"], w_rec=p["w_rec"], delays=p["delays"],
-            input_delays=p["input_delays"], max_spikes=100, max_pending=600, loop=loop,
-            window=window, **options,
+            input_delays=p["input_delays"], max_spikes=100, loop=loop, **options,
         )  # fmt: skip
         t = jnp.where(sim.spikes.valid, sim.spikes.times, 0.0)
         return jnp.sum(t**2) + jnp.sum(sim.y_final**2), sim
@@ -105,7 +112,7 @@ def test_delay_gradients_match_finite_differences():
     # the windowed loop's equal them, below)
     net = _network(2)
     neuron = _lif()
-    fn = _loss_fn(neuron, net["inputs"], "windowed", window=1e-3)
+    fn = _loss_fn(neuron, net["inputs"], _loop("windowed", 1e-3))
     params = _params(net, neuron)
     checked = {k: params[k] for k in ("delays", "input_delays", "w_rec")}
     report = so.check_grads(
@@ -119,9 +126,7 @@ def _compare_loops(neuron, net, *, window=None, time_tol=1e-12, grad_tol=1e-9, *
     params = _params(net, neuron)
     out = {}
     for loop in ("coupled", "windowed"):
-        fn = _loss_fn(
-            neuron, net["inputs"], loop, window if loop == "windowed" else None, **options
-        )
+        fn = _loss_fn(neuron, net["inputs"], _loop(loop, window), **options)
         out[loop] = eqx.filter_jit(eqx.filter_value_and_grad(fn, has_aux=True))(params)
     (_, a), ga = out["coupled"]
     (_, b), gb = out["windowed"]
@@ -135,7 +140,8 @@ def test_windowed_loop_matches_coupled_loop_lif():
     net = _network(3)
     (_, a), ga = _compare_loops(_lif(), net, window=1e-3)["windowed"]
     # the checkpointed outer loop (4 checkpoints for 80 windows): the same gradients
-    fn = _loss_fn(_lif(), net["inputs"], "windowed", 1e-3, checkpoints=4)
+    fn = _loss_fn(_lif(), net["inputs"], _loop("windowed", 1e-3),
+                  adjoint=so.DirectAdjoint(checkpoints=4))  # fmt: skip
     (_, b), gb = eqx.filter_jit(eqx.filter_value_and_grad(fn, has_aux=True))(
         _params(net, _lif())
     )
@@ -180,9 +186,9 @@ def test_windowed_grouping_without_packed_keys(monkeypatch):
 
     monkeypatch.setattr(spikeode._windowed, "_KEY_LIMIT", 1)
     net = _network(10)
-    kw = dict(w_rec=net["w_rec"], delays=net["delays"], max_spikes=100, max_pending=600)
-    a = so.simulate(_lif(), T1, net["inputs"], net["w_in"], loop="windowed", **kw)
-    b = so.simulate(_lif(), T1, net["inputs"], net["w_in"], loop="coupled", **kw)
+    kw = dict(w_rec=net["w_rec"], delays=net["delays"], max_spikes=100)
+    a = so.simulate(_lif(), T1, net["inputs"], net["w_in"], loop=_loop("windowed"), **kw)
+    b = so.simulate(_lif(), T1, net["inputs"], net["w_in"], loop=_loop("coupled"), **kw)
     k = int(b.spikes.num_spikes)
     assert k > 8
     np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
@@ -201,8 +207,8 @@ def test_sparse_synapses_equal_dense():
     def loss(w, d, sparse, loop):
         rec = so.Synapses.from_dense(w, d, mask=mask) if sparse else w
         sim = so.simulate(neuron, T1, net["inputs"], net["w_in"], w_rec=rec,
-                          delays=None if sparse else d, max_spikes=100, max_pending=600,
-                          loop=loop, window=1e-3 if loop == "windowed" else None)  # fmt: skip
+                          delays=None if sparse else d, max_spikes=100,
+                          loop=_loop(loop, 1e-3))  # fmt: skip
         return jnp.sum(jnp.where(sim.spikes.valid, sim.spikes.times, 0) ** 2), sim
 
     grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=(2, 3))
@@ -222,7 +228,7 @@ def test_per_neuron_loop_with_input_delays():
     neuron = _lif()
     kw = dict(input_delays=net["input_delays"], max_spikes=100)
     a = so.simulate(neuron, T1, net["inputs"], net["w_in"], **kw)
-    b = so.simulate(neuron, T1, net["inputs"], net["w_in"], max_spikes_per_neuron=20, **kw)
+    b = so.simulate(neuron, T1, net["inputs"], net["w_in"], loop=so.PerNeuronLoop(20), **kw)
     k = int(a.spikes.num_spikes)
     assert k > 5
     np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
@@ -258,19 +264,18 @@ def test_capacities_overflow_with_clear_errors():
     net = _network(8)
     neuron = _lif()
     base = dict(w_rec=net["w_rec"], delays=net["delays"], max_spikes=100)
+    run = lambda loop, **kw: so.simulate(  # noqa: E731
+        neuron, T1, net["inputs"], net["w_in"], loop=loop, **base, **kw
+    )
     with pytest.raises(Exception, match="max_pending=3"):
-        so.simulate(neuron, T1, net["inputs"], net["w_in"], max_pending=3, loop="coupled",
-                    **base)  # fmt: skip
-    with pytest.raises(Exception, match="max_pending=2 "):  # (windowed)
-        so.simulate(neuron, T1, net["inputs"], net["w_in"], max_pending=2, **base)
+        run(so.CoupledLoop(max_pending=3))
+    with pytest.raises(Exception, match="max_pending=2 "):
+        run(so.WindowedLoop(max_pending=2))
     with pytest.raises(Exception, match="max_window_spikes=1"):
-        so.simulate(neuron, T1, net["inputs"], net["w_in"], max_window_spikes=1,
-                    max_pending=600, **base)  # fmt: skip
+        run(so.WindowedLoop(max_pending=600, max_window_spikes=1))
     with pytest.raises(Exception, match="max_window_events=2"):
-        so.simulate(neuron, T1, net["inputs"], net["w_in"], max_window_events=2,
-                    max_pending=600, **base)  # fmt: skip
-    sim = so.simulate(neuron, T1, net["inputs"], net["w_in"], max_pending=3, loop="coupled",
-                      throw=False, **base)  # fmt: skip
+        run(so.WindowedLoop(max_pending=600, max_window_events=2))
+    sim = run(so.CoupledLoop(max_pending=3), throw=False)
     # like a full spike buffer: reported, the simulation stopped there
     assert bool(sim.overflow) and not np.isnan(np.asarray(sim.spikes.times)).any()
     assert 0 < int(sim.spikes.num_spikes) < 10
@@ -284,10 +289,11 @@ def test_capacities_overflow_with_clear_errors():
         (dict(delays=jnp.ones((3, 6)) * 1e-3), "does not broadcast"),
         (dict(input_delays=-1.0), "finite and >= 0"),
         (dict(input_delays=jnp.ones((6, 3))), "does not broadcast"),
-        (dict(delays=0.0, loop="windowed"), "every recurrent delay > 0"),
-        (dict(delays=2e-3, loop="windowed", window=3e-3), "longer than the smallest"),
-        (dict(delays=2e-3, loop="fast"), "'auto', 'coupled', 'windowed' or 'event'"),
-        (dict(delays=2e-3, loop="windowed", save_ts=jnp.array([0.01])), "save_ts"),
+        (dict(delays=0.0, loop=so.WindowedLoop()), "every recurrent delay > 0"),
+        (dict(delays=2e-3, loop=so.WindowedLoop(window=3e-3)), "longer than the smallest"),
+        (dict(delays=2e-3, loop=so.WindowedLoop(), save_ts=jnp.array([0.01])), "save_ts"),
+        (dict(delays=2e-3, loop=so.WindowedLoop(), adjoint=so.EventPropAdjoint()),
+         "WindowedLoop does not support EventPropAdjoint"),
     ],
 )
 def test_bad_delay_input(kwargs, match):
@@ -323,7 +329,7 @@ def test_learning_a_delay():
     def spike_time(d):
         delays = jnp.zeros((2, 2)).at[0, 1].set(d) + 1e-3
         sim = so.simulate(neuron, 0.03, inputs, w_in, w_rec=w_rec, delays=delays,
-                          max_spikes=8, loop="windowed", window=1e-3)  # fmt: skip
+                          max_spikes=8, loop=so.WindowedLoop(window=1e-3))  # fmt: skip
         return jnp.min(jnp.where(sim.spikes.neurons == 1, sim.spikes.times, jnp.inf))
 
     def loss(d):

@@ -1,4 +1,4 @@
-"""The event-driven loop (`loop="event"`): each neuron advanced only at its own events.
+"""The event-driven loop (`so.EventDrivenLoop`): each neuron advanced only at its own events.
 
 References: the independent SciPy simulator (its own integration and arrival queue)
 for spike times; the coupled loop for final states and gradients (itself checked
@@ -16,6 +16,7 @@ import spikeode as so
 from spikeode._verify import reference_lif
 
 T1 = 0.1
+LOOPS = {"coupled": so.CoupledLoop(), "event": so.EventDrivenLoop()}
 
 
 def _sparse_network(seed=0, n=30, n_in=4, p=0.2):
@@ -56,7 +57,7 @@ def _compare(neuron, inputs, w_in, syn, **options):
     params = dict(neuron=neuron, w_in=w_in, in_times=inputs.times, w_syn=syn.weight)
     out = {}
     for loop in ("coupled", "event"):
-        fn = _loss_fn(inputs, syn, loop, **options)
+        fn = _loss_fn(inputs, syn, LOOPS[loop], **options)
         out[loop] = eqx.filter_jit(eqx.filter_value_and_grad(fn, has_aux=True))(params)
     (_, a), ga = out["coupled"]
     (_, b), gb = out["event"]
@@ -74,7 +75,7 @@ def test_event_loop_with_presynaptic_delays_matches_scipy_reference():
     neuron, inputs, w_in, _, w_rec = _sparse_network(1)
     d = np.random.default_rng(1).uniform(0.5e-3, 3e-3, (neuron.num_neurons, 1))
     sim = so.simulate(neuron, T1, inputs, w_in, w_rec=jnp.asarray(w_rec), delays=jnp.asarray(d),
-                      loop="event", max_spikes=300, max_pending=64)  # fmt: skip
+                      loop=so.EventDrivenLoop(max_pending=64), max_spikes=300)  # fmt: skip
     _matches_reference(sim, neuron, inputs, w_in, w_rec, min_spikes=20, delays=d)
 
 
@@ -89,18 +90,16 @@ def test_event_loop_two_port_lif_matches_coupled_loop():
 
 def test_event_loop_gradients_match_finite_differences():
     neuron, inputs, w_in, syn, _ = _sparse_network(3, n=10, p=0.4)
-    fn = _loss_fn(inputs, syn, "event")
+    fn = _loss_fn(inputs, syn, so.EventDrivenLoop())
     params = dict(neuron=neuron, w_in=w_in, in_times=inputs.times, w_syn=syn.weight)
     report = so.check_grads(fn, params, rtol=1e-7)
     assert report.passed and report.num_spikes > 10, str(report)
 
 
-def test_auto_picks_the_event_loop_for_sparse_synapses(monkeypatch):
-    import spikeode._loop
-
+def test_default_loop_is_the_event_loop_for_sparse_synapses(monkeypatch):
     calls = []
-    real = spikeode._loop.event_driven_run
-    monkeypatch.setattr(spikeode._loop, "event_driven_run",
+    real = so.EventDrivenLoop.run
+    monkeypatch.setattr(so.EventDrivenLoop, "run",
                         lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
     neuron, inputs, w_in, syn, w_rec = _sparse_network(4, n=12)
     ts = jnp.linspace(0.0, T1, 5)
@@ -121,23 +120,23 @@ def test_event_loop_errors():
     run = lambda **kw: so.simulate(neuron, T1, inputs, w_in, **({"max_spikes": 200} | kw))
     # (run-time checks: equinox.error_if)
     with pytest.raises(Exception, match="max_spikes=3 spikes"):
-        run(w_rec=syn, loop="event", max_spikes=3)
+        run(w_rec=syn, loop=so.EventDrivenLoop(), max_spikes=3)
     with pytest.raises(ValueError, match="closed-form `flow`"):
-        so.simulate(so.AdaptiveLIF(12), T1, inputs, w_in, w_rec=syn, loop="event",
+        so.simulate(so.AdaptiveLIF(12), T1, inputs, w_in, w_rec=syn, loop=so.EventDrivenLoop(),
                     max_spikes=10)  # fmt: skip
     with pytest.raises(ValueError, match="depend only on the presynaptic neuron"):
-        run(w_rec=jnp.asarray(w_rec), delays=jnp.full((12, 12), 1e-3), loop="event")
+        run(w_rec=jnp.asarray(w_rec), delays=jnp.full((12, 12), 1e-3), loop=so.EventDrivenLoop())
     per_synapse = eqx.tree_at(lambda s: s.delay, syn,
                               jnp.linspace(1e-3, 2e-3, syn.num_synapses))  # fmt: skip
     with pytest.raises(Exception, match="depend only on the presynaptic neuron"):
-        run(w_rec=per_synapse, loop="event")
+        run(w_rec=per_synapse, loop=so.EventDrivenLoop())
     with pytest.raises(Exception, match="max_pending=1 delayed"):
-        run(w_rec=jnp.asarray(w_rec), delays=5e-3, loop="event", max_pending=1)
+        run(w_rec=jnp.asarray(w_rec), delays=5e-3, loop=so.EventDrivenLoop(max_pending=1))
     with pytest.raises(ValueError, match="does not support EventPropAdjoint"):
-        run(w_rec=syn, loop="event", adjoint=so.EventPropAdjoint())
+        run(w_rec=syn, loop=so.EventDrivenLoop(), adjoint=so.EventPropAdjoint())
     twice = so.Synapses.concatenate([syn, syn])
     with pytest.raises(ValueError, match="one synapse per"):
-        run(w_rec=twice, loop="event")
+        run(w_rec=twice, loop=so.EventDrivenLoop())
 
 
 def test_event_loop_under_vmap_equals_one_run_each():
@@ -145,7 +144,7 @@ def test_event_loop_under_vmap_equals_one_run_each():
     y0 = jnp.stack([jnp.stack([jnp.linspace(0.0, 0.9, 12), jnp.zeros(12)], axis=1),
                     jnp.stack([jnp.linspace(0.5, 0.0, 12), jnp.zeros(12)], axis=1)])  # fmt: skip
     run = eqx.filter_jit(lambda y0: so.simulate(neuron, T1, inputs, w_in, w_rec=syn, y0=y0,
-                                                loop="event", max_spikes=200))  # fmt: skip
+                                                loop=LOOPS["event"], max_spikes=200))  # fmt: skip
     both = jax.vmap(run)(y0)
     for b in range(2):
         one = run(y0[b])
@@ -159,13 +158,13 @@ def test_event_loop_with_per_connection_input_delays_matches_scipy_reference():
     neuron, inputs, w_in, syn, w_rec = _sparse_network(7, n=12, p=0.3)
     d_in = np.random.default_rng(7).uniform(0.0, 3e-3, (inputs.num_neurons, 12))
     sim = so.simulate(neuron, T1, inputs, w_in, w_rec=syn, input_delays=jnp.asarray(d_in),
-                      loop="event", max_spikes=300)  # fmt: skip
+                      loop=so.EventDrivenLoop(), max_spikes=300)  # fmt: skip
     _matches_reference(sim, neuron, inputs, w_in, w_rec, min_spikes=10, input_delays=d_in)
 
 
 def test_event_loop_with_a_dense_matrix_equals_synapses():
     neuron, inputs, w_in, syn, w_rec = _sparse_network(8, n=12, p=0.3)
-    run = lambda w: so.simulate(neuron, T1, inputs, w_in, w_rec=w, loop="event",  # noqa: E731
+    run = lambda w: so.simulate(neuron, T1, inputs, w_in, w_rec=w, loop=so.EventDrivenLoop(),  # noqa: E731
                                 max_spikes=200)
     a, b = run(syn), run(jnp.asarray(w_rec))  # (the dense one: every entry a synapse)
     k = int(a.spikes.num_spikes)

@@ -38,7 +38,7 @@ def _rhs_numpy(par):
 
 def _params(model):
     n = model.num_neurons
-    keys = ("tau_mem", "tau_exc", "tau_inh", "threshold", "v_reset", "bias", "t_ref")
+    keys = ("tau_mem", "tau_exc", "tau_inh", "threshold", "v_reset", "bias", "refractory_period")
     return {k: np.broadcast_to(np.asarray(getattr(model, k), float), (n,)) for k in keys}
 
 
@@ -208,7 +208,7 @@ def _reference(model, inputs, w_in, w_rec):
     times, ids = reference_simulate(
         _rhs_numpy(par), lambda y: y[:, 0] - par["threshold"], reset, receive,
         np.zeros((model.num_neurons, 3)), T1_NET, inputs, w_in, w_rec,
-        refractory_period=par["t_ref"], rtol=1e-12, atol=1e-12,
+        refractory_period=par["refractory_period"], rtol=1e-12, atol=1e-12,
         max_step=min(par["tau_exc"].min(), par["tau_inh"].min(), par["tau_mem"].min()) / 50,
     )  # fmt: skip
     return [times[ids == j] for j in range(model.num_neurons)]
@@ -519,7 +519,9 @@ def test_gradients_vs_finite_differences():
     assert report.num_spikes >= 12
     assert report.grazing == 0
     names = " ".join(leaf.name for leaf in report.leaves)
-    for field in ("tau_mem", "tau_exc", "tau_inh", "threshold", "v_reset", "bias", "t_ref"):
+    for field in (
+        "tau_mem", "tau_exc", "tau_inh", "threshold", "v_reset", "bias", "refractory_period"
+    ):
         assert field in names, names
     assert report.passed, str(report)
 

@@ -41,7 +41,9 @@ def _by_neuron(spikes):
 
 def _event_loop(neuron, inputs, w, **kw):
     """The same model with a refractory period that outlasts the trial."""
-    once = eqx.tree_at(lambda m: m.t_ref, neuron, jnp.full_like(neuron.t_ref, 10 * T1))
+    once = eqx.tree_at(
+        lambda m: m.refractory_period, neuron, jnp.full_like(neuron.refractory_period, 10 * T1)
+    )
     return so.simulate(once, T1, inputs, w, max_spikes=neuron.num_neurons, **kw)
 
 
@@ -200,7 +202,7 @@ def test_bad_input_is_reported():
         so.first_spikes(so.LIF(N, tau_mem=0.02, tau_syn=0.005), T1, inputs, w)
     with pytest.raises(Exception, match="need bias == 0"):
         so.first_spikes(so.NonLeakyIF(N, bias=0.1), T1, inputs, w)
-    with pytest.raises(NotImplementedError, match="QIF has no closed-form first spike"):
+    with pytest.raises(TypeError, match="QIF has no closed-form first spike"):
         so.nn.FirstSpikeLayer(NIN, N, neuron=so.QIF(N), key=jax.random.key(0))
     with pytest.raises(Exception, match=r"tau_mem == 2 \* tau_syn"):  # inside jit too
         eqx.filter_jit(so.first_spikes)(so.LIF(N), T1, inputs, w)

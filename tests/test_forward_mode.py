@@ -1,9 +1,8 @@
 """Forward-mode sensitivities through a simulation: `jax.jvp`, `jax.jacfwd` and
-Hessian-vector products, with `adjoint=diffrax.ForwardMode()`."""
+Hessian-vector products, with `adjoint=spikeode.ForwardMode()`."""
 
 from __future__ import annotations
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +25,7 @@ def spike_times(p, adjoint=None):
 
 
 P = (jnp.array([0.02, 0.015, 0.025]), jnp.array(1.0), jnp.array([0.001, 0.002, 0.004, 0.006]))
-FORWARD = diffrax.ForwardMode()
+FORWARD = so.ForwardMode()
 
 
 def _fd(fn, p, v, h):

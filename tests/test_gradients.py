@@ -195,13 +195,15 @@ def test_gradient_wrt_initial_state_and_refractory_and_reset():
     y0 = jnp.asarray(rng.uniform(-0.2, 0.5, (3, 2)))
 
     def fn(p):
-        y, v_reset, t_ref = p
-        m = eqx.tree_at(lambda m: (m.v_reset, m.t_ref), neuron, (v_reset, t_ref))
+        y, v_reset, refractory_period = p
+        m = eqx.tree_at(
+            lambda m: (m.v_reset, m.refractory_period), neuron, (v_reset, refractory_period)
+        )
         sim = so.simulate(m, 0.08, inputs, w_in, y0=y, max_spikes=64)
         t = sim.spikes.times
         return jnp.sum(jnp.where(sim.spikes.valid, jnp.sin(60 * t), 0.0)), sim
 
-    report = so.check_grads(fn, (y0, neuron.v_reset, neuron.t_ref))
+    report = so.check_grads(fn, (y0, neuron.v_reset, neuron.refractory_period))
     assert report.num_spikes >= 9
     assert report.passed, str(report)
 

@@ -1,4 +1,4 @@
-"""One event loop per neuron (`max_spikes_per_neuron`) for populations without
+"""One event loop per neuron (`so.PerNeuronLoop`) for populations without
 recurrent weights: the same spikes, states and gradients as the coupled loop."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _run(build, p, per_neuron, **kw):
     neuron, w_in = build(p)
     return so.simulate(
         neuron, T1, _inputs(), w_in, max_spikes=60,
-        max_spikes_per_neuron=10 if per_neuron else None, **kw,
+        loop=so.PerNeuronLoop(10) if per_neuron else None, **kw,
     )  # fmt: skip
 
 
@@ -81,9 +81,9 @@ def test_per_neuron_layers_in_a_sequential_network():
     def net(per_neuron):
         return so.nn.Sequential([
             so.nn.SpikingLayer(4, 8, max_spikes=40, w_mean=1.2, w_std=0.5, key=key1,
-                               max_spikes_per_neuron=5 if per_neuron else None),
+                               loop=so.PerNeuronLoop(5) if per_neuron else None),
             so.nn.SpikingLayer(8, 3, max_spikes=20, w_mean=0.8, w_std=0.3, key=key2,
-                               max_spikes_per_neuron=5 if per_neuron else None),
+                               loop=so.PerNeuronLoop(5) if per_neuron else None),
         ])  # fmt: skip
 
     run = eqx.filter_jit(lambda net, x: net(x, T1))  # one compilation per network
@@ -109,18 +109,17 @@ def test_per_neuron_pseudodynamics_matches_the_coupled_loop():
 def test_per_neuron_bad_input():
     neuron, w_in = _lif_layer(_params())
     inputs = _inputs()
+    per = so.PerNeuronLoop
     with pytest.raises(Exception, match="max_spikes_per_neuron=2"):
-        so.simulate(neuron, T1, inputs, w_in, max_spikes=60, max_spikes_per_neuron=2)
+        so.simulate(neuron, T1, inputs, w_in, max_spikes=60, loop=per(2))
     with pytest.raises(Exception, match="more than max_spikes=10 spikes in the population"):
-        so.simulate(neuron, T1, inputs, w_in, max_spikes=10, max_spikes_per_neuron=10)
-    sim = so.simulate(
-        neuron, T1, inputs, w_in, max_spikes=60, max_spikes_per_neuron=2, throw=False
-    )
+        so.simulate(neuron, T1, inputs, w_in, max_spikes=10, loop=per(10))
+    sim = so.simulate(neuron, T1, inputs, w_in, max_spikes=60, loop=per(2), throw=False)
     assert bool(sim.overflow)
     with pytest.raises(ValueError, match="recurrent weights"):
         so.simulate(neuron, T1, inputs, w_in, w_rec=jnp.zeros((6, 6)), max_spikes=60,
-                    max_spikes_per_neuron=4)  # fmt: skip
+                    loop=per(4))  # fmt: skip
     with pytest.raises(ValueError, match="positive int"):
-        so.simulate(neuron, T1, inputs, w_in, max_spikes=60, max_spikes_per_neuron=0)
+        per(0)
     with pytest.raises(ValueError, match=r"`w_in` has shape \(4, 5\)"):
-        so.simulate(neuron, T1, inputs, w_in[:, :5], max_spikes=60, max_spikes_per_neuron=4)
+        so.simulate(neuron, T1, inputs, w_in[:, :5], max_spikes=60, loop=per(4))

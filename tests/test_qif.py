@@ -71,7 +71,9 @@ def test_qif_numerical_integration_matches_closed_form():
                                                     max_spikes=32))  # fmt: skip
     exact = run(so.QIF(3, tau_mem=tau))
     numeric = run(so.QIF(3, tau_mem=tau, tau_syn=tau / 2, bias=0.0))
-    assert so.QIF(3).has_flow and not so.QIF(3, bias=0.0).has_flow
+    assert isinstance(so.QIF(3), so.neurons.ClosedFormQIF)
+    assert isinstance(so.QIF(3, bias=0.0), so.neurons.GeneralQIF)
+    assert not isinstance(so.QIF(3, bias=0.0), so.AbstractFlowNeuron)
     assert int(exact.spikes.num_spikes) >= 6
     np.testing.assert_array_equal(exact.spikes.neurons, numeric.spikes.neurons)
     assert np.max(np.abs(_valid_times(exact.spikes) - _valid_times(numeric.spikes))) <= 1e-8
@@ -193,7 +195,7 @@ def test_bad_parameters_and_options():
         so.simulate(
             so.QIF(1), 3.0, max_spikes=4, pseudodynamics=so.Pseudodynamics(1.0, 0.2)
         )
-    with pytest.raises(NotImplementedError, match="LIF has no pseudodynamics"):
+    with pytest.raises(TypeError, match="LIF has no pseudodynamics"):
         so.simulate(so.LIF(1), 3.0, max_spikes=4, pseudodynamics=so.Pseudodynamics(1.0))
     with pytest.raises(RuntimeErr, match="trial_end` must lie strictly between"):
         so.simulate(so.QIF(1), 3.0, max_spikes=4, pseudodynamics=so.Pseudodynamics(3.0))

@@ -83,19 +83,19 @@ def test_numerical_solver_and_other_root_finder_agree_with_exact():
         assert err <= tol, err
 
 
-def test_exact_solver_needs_a_flow():
-    class NoFlow(so.LIF):
-        pass
-
-    NoFlow.has_flow = property(lambda self: False)
-    with pytest.raises(ValueError, match="closed-form"):
-        so.simulate(NoFlow(1), 0.1, max_spikes=2, solver=so.ExactSolver())
+@pytest.mark.parametrize("neuron", [so.AdaptiveLIF(1), so.ExpIF(1), so.QIF(1, bias=0.5)])
+def test_exact_solver_needs_a_flow(neuron):
+    # models without the capability (not AbstractFlowNeuron) are refused, by name
+    assert not isinstance(neuron, so.AbstractFlowNeuron)
+    name = type(neuron).__name__
+    with pytest.raises(ValueError, match=f"closed-form.*{name}"):
+        so.simulate(neuron, 0.1, max_spikes=2, solver=so.ExactSolver())
 
 
 def test_exact_solver_as_a_diffrax_solver_matches_the_loop():
     # ExactSolver in a plain diffrax.diffeqsolve with an Event (one step of the flow,
     # Diffrax's root find on its interpolation) finds the loop's first spike.
-    from spikeode._solver import neuron_vector_field, SegmentArgs
+    from spikeode._segment import neuron_vector_field, SegmentArgs
 
     neuron = so.LIF(2, tau_mem=0.02, tau_syn=0.005, bias=jnp.array([1.5, 2.0]))
     y0 = neuron.init_state()

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._first_spike import first_spikes
 from .._gradcheck import check_grads
-from .._loop import simulate
+from .._simulate import simulate
 from .._spikes import SpikeTrain
 from ..neurons import AlphaIF, LIF, NonLeakyIF
 from ._formulas import (
@@ -51,7 +51,7 @@ def reference_lif(
     n = neuron.num_neurons
     par = {
         k: np.broadcast_to(np.asarray(getattr(neuron, k), float), (n,))
-        for k in ("tau_mem", "tau_syn", "threshold", "v_reset", "bias", "t_ref")
+        for k in ("tau_mem", "tau_syn", "threshold", "v_reset", "bias", "refractory_period")
     }
 
     def rhs(_, y, refractory):
@@ -62,7 +62,7 @@ def reference_lif(
     return reference_simulate(
         rhs, lambda y: y[:, 0] - par["threshold"], lambda y, j: _set(y, j, par["v_reset"][j]),
         _add_column(1), np.zeros((n, 2)) if y0 is None else np.asarray(y0, float), t1,
-        inputs, w_in, w_rec, refractory_period=par["t_ref"], rtol=rtol, atol=rtol,
+        inputs, w_in, w_rec, refractory_period=par["refractory_period"], rtol=rtol, atol=rtol,
         max_step=min(par["tau_mem"].min(), par["tau_syn"].min()) / 50, delays=delays,
         input_delays=input_delays,
     )  # fmt: skip

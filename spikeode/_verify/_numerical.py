@@ -12,7 +12,7 @@ import numpy as np
 
 from .._adjoint import EventPropAdjoint
 from .._gradcheck import check_grads
-from .._loop import simulate
+from .._simulate import simulate
 from ..neurons._adaptive import AdaptiveLIF
 from ..neurons._eif import ExpIF
 from ._reference import reference_simulate
@@ -64,7 +64,8 @@ def reference_adaptive_lif(
     """`AdaptiveLIF` simulated by SciPy's DOP853 (equations written out in NumPy)."""
     tm, ts, ta, thr, vr, b, jump, tref = _params(
         neuron,
-        ("tau_mem", "tau_syn", "tau_adapt", "threshold", "v_reset", "bias", "adapt_jump", "t_ref"),
+        ("tau_mem", "tau_syn", "tau_adapt", "threshold", "v_reset", "bias", "adapt_jump",
+         "refractory_period"),
     )
 
     def rhs(t, y, refractory):
@@ -87,7 +88,8 @@ def reference_exp_if(
     """`ExpIF` simulated by SciPy's DOP853 (equations written out in NumPy)."""
     tm, ts, v_rest, v_t, d_t, v_peak, vr, b, tref = _params(
         neuron,
-        ("tau_mem", "tau_syn", "v_rest", "v_T", "delta_T", "threshold", "v_reset", "bias", "t_ref"),
+        ("tau_mem", "tau_syn", "v_rest", "v_T", "delta_T", "v_peak", "v_reset", "bias",
+         "refractory_period"),
     )
 
     def rhs(t, y, refractory):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._gradcheck import check_grads
-from .._loop import Pseudodynamics, simulate
+from .._simulate import Pseudodynamics, simulate
 from .._spikes import SpikeTrain
 from ..neurons import QIF, ThetaNeuron
 from ._formulas import theta_population

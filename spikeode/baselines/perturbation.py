@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .. import nn as _nn
-from .._loop import simulate as _simulate
+from .._simulate import simulate as _simulate
 from .._spikes import SpikeTrain
 
 __all__ = [

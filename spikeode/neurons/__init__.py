@@ -1,12 +1,21 @@
-"""Neuron models: the contract and its implementations."""
+"""Neuron models: the contract, its capabilities and their implementations."""
 
 from ._adaptive import AdaptiveLIF as AdaptiveLIF
-from ._base import AbstractNeuron as AbstractNeuron, ExpPolynomial as ExpPolynomial
+from ._base import (
+    AbstractFirstSpikeNeuron as AbstractFirstSpikeNeuron,
+    AbstractFlowNeuron as AbstractFlowNeuron,
+    AbstractNeuron as AbstractNeuron,
+    AbstractPhaseNeuron as AbstractPhaseNeuron,
+    ExpPolynomial as ExpPolynomial,
+)
 from ._closed_form import AlphaIF as AlphaIF, NonLeakyIF as NonLeakyIF
 from ._eif import ExpIF as ExpIF
 from ._exc_inh_lif import ExcInhLIF as ExcInhLIF
 from ._lif import LIF as LIF
 from ._qif import (
+    AbstractQIF as AbstractQIF,
+    ClosedFormQIF as ClosedFormQIF,
+    GeneralQIF as GeneralQIF,
     phase_to_voltage as phase_to_voltage,
     QIF as QIF,
     ThetaNeuron as ThetaNeuron,

@@ -11,14 +11,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._params import as_param
-from ._two_state import TwoStateIF
+from ._two_state import AbstractIF
 
 # Bisection steps that locate a zero of the boundary drive (enough to reach adjacent
 # floats on any bracket in float64).
 _BISECTION_STEPS = 64
 
 
-class AdaptiveLIF(TwoStateIF):
+class AdaptiveLIF(AbstractIF):
     r"""Leaky integrate-and-fire neurons with exponential synaptic current and a
     spike-triggered adaptation current:
 
@@ -50,14 +50,14 @@ class AdaptiveLIF(TwoStateIF):
     """
 
     num_neurons: int = eqx.field(static=True)
+    threshold: Float[Array, "..."]
+    v_reset: Float[Array, "..."]
+    refractory_period: Float[Array, "..."]
     tau_mem: Float[Array, "..."]
     tau_syn: Float[Array, "..."]
     tau_adapt: Float[Array, "..."]
-    threshold: Float[Array, "..."]
-    v_reset: Float[Array, "..."]
     bias: Float[Array, "..."]
     adapt_jump: Float[Array, "..."]
-    t_ref: Float[Array, "..."]
     positive_fields: ClassVar[tuple[str, ...]] = ("tau_mem", "tau_syn", "tau_adapt")
 
     def __init__(

@@ -1,17 +1,25 @@
-"""The neuron-model contract."""
+"""The neuron-model contract: `AbstractNeuron` (what every model provides) and the
+capabilities some models add, each an abstract class (Equinox's abstract/final
+pattern): `AbstractFlowNeuron` (closed-form flow), `AbstractFirstSpikeNeuron`
+(closed-form first spikes) and `AbstractPhaseNeuron` (phase models with
+pseudodynamics). A concrete model is final and inherits the capabilities it has;
+code that needs one checks for it with `isinstance` (`require_capability`)."""
 
-from __future__ import annotations
+# (No `from __future__ import annotations` in the modules that declare `eqx.AbstractVar`s:
+# Equinox does not recognise stringified ones, which would become plain fields.)
 
 import abc
+import dataclasses
+from typing import TypeVar
 
 import equinox as eqx
-import jax.numpy as jnp
+import jax
 from jaxtyping import Array, Bool, Float, Scalar
 
 
 class ExpPolynomial(eqx.Module):
     """A model's free response as a quadratic in `x = e^{-t/tau}` (see
-    [`spikeode.AbstractNeuron.exp_polynomial`][]).
+    [`spikeode.AbstractFirstSpikeNeuron.exp_polynomial`][]).
 
     **Fields:**
 
@@ -36,7 +44,9 @@ class AbstractNeuron(eqx.Module):
     A model describes a population of `num_neurons` identical-in-form neurons. Its
     state is an array `y` of shape `(num_neurons, state_size)`; its parameters are
     differentiable array leaves, each a scalar (shared) or of shape `(num_neurons,)`
-    (per neuron).
+    (per neuron). Its fields are its constructor's arguments (same names, values as
+    converted by the constructor), so that `dataclasses.replace(model, ...)` rebuilds
+    it (see `one_neuron`).
 
     Between events the state follows `vector_field`, which must be free of jumps so
     that it can serve as a Diffrax `ODETerm`. A neuron spikes when its `condition`
@@ -44,24 +54,29 @@ class AbstractNeuron(eqx.Module):
     (input or recurrent) arriving with weights `w` applies `receive(y, w)`.
 
     While a neuron is refractory (for `refractory_period` after its spike) the loop
-    passes `refractory=True` for it to `vector_field` and `flow`, and ignores its
+    passes `refractory=True` for it to `vector_field` (and `flow`), and ignores its
     condition. The end of a refractory period is a scheduled event, so the vector field
-    is smooth inside every segment.
+    is smooth inside every segment. A model without refractoriness sets
+    `refractory_period` to 0 (e.g. `refractory_period: ClassVar[float] = 0.0`).
 
-    Optional, for exactness and speed:
+    Defaulted: `safe_step_end` (the latest time up to which no threshold crossing can
+    hide between two evaluations of the condition; see its docstring) and `check`
+    (run-time parameter checks).
 
-    - `flow`: the closed-form solution between events. Enables
-      [`spikeode.ExactSolver`][], which makes spike times exact to round-off.
-    - `safe_step_end`: the latest time up to which no threshold crossing can hide
-      between two evaluations of the condition (see its docstring). Without it a
-      crossing that goes up and back down inside one solver step can be missed, so
-      bound the solver's step (e.g. `diffrax.PIDController(dtmax=...)`).
-    - `exp_polynomial`: the free response as a quadratic in one decaying
-      exponential. Enables [`spikeode.first_spikes`][] (first spike times in closed
-      form, no event loop).
+    Capabilities are abstract subclasses, which a model inherits when it has them:
+
+    - [`spikeode.AbstractFlowNeuron`][]: the closed-form solution between events
+      (`flow`). Enables [`spikeode.ExactSolver`][] (the default solver of such
+      models), which makes spike times exact to round-off.
+    - [`spikeode.AbstractFirstSpikeNeuron`][]: the free response as a quadratic in
+      one decaying exponential (`exp_polynomial`). Enables [`spikeode.first_spikes`][]
+      (first spike times in closed form, no event loop).
+    - [`spikeode.AbstractPhaseNeuron`][]: a phase model, whose spikes cannot vanish
+      inside a trial, with `pseudodynamics`. Enables [`spikeode.Pseudodynamics`][].
     """
 
     num_neurons: eqx.AbstractVar[int]
+    refractory_period: eqx.AbstractVar[Float[Array, "..."]]
 
     @property
     @abc.abstractmethod
@@ -97,48 +112,6 @@ class AbstractNeuron(eqx.Module):
     ) -> Float[Array, "neurons state"]:
         """State after a presynaptic spike with weight `weights[i]` onto neuron `i`."""
 
-    @property
-    def refractory_period(self) -> Float[Array, "..."]:
-        """Absolute refractory period (scalar or per neuron); 0 by default."""
-        return jnp.zeros(())
-
-    def flow(
-        self,
-        t0: Scalar,
-        y0: Float[Array, "neurons state"],
-        t1: Scalar,
-        refractory: Bool[Array, " neurons"],
-    ) -> Float[Array, "neurons state"]:
-        """Closed-form solution of `vector_field` from `(t0, y0)` to `t1`.
-
-        Models without one leave this unimplemented and are integrated by a numerical
-        Diffrax solver.
-        """
-        raise NotImplementedError(f"{type(self).__name__} has no closed-form flow.")
-
-    @property
-    def has_flow(self) -> bool:
-        """Whether `flow` is implemented."""
-        return type(self).flow is not AbstractNeuron.flow
-
-    def exp_polynomial(self) -> ExpPolynomial:
-        """The model's free response as a quadratic in one decaying exponential, for
-        [`spikeode.first_spikes`][].
-
-        Models for which, starting at rest at `t0`, each input spike of weight `w` at
-        `t_i` and the constant drive add to the state terms of the form
-        `c e^{-j (t - s)/tau}` with `j` in `{0, 1, 2}` (and nothing else) return them as
-        an [`spikeode.neurons.ExpPolynomial`][]: then the voltage between two inputs is
-        `c0 + c1 x + c2 x^2` in `x = e^{-t/tau}`, and its first threshold crossing is a
-        root of a quadratic. Others leave this unimplemented.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} has no closed-form first spike time: its voltage "
-            "between inputs is not a quadratic in one decaying exponential. Use "
-            "LIF with tau_mem == 2 * tau_syn or NonLeakyIF without bias, or the event "
-            "loop (spikeode.simulate)."
-        )
-
     def safe_step_end(
         self,
         t0: Scalar,
@@ -152,28 +125,110 @@ class AbstractNeuron(eqx.Module):
 
         The default returns `t_max`, which is only safe for models whose condition
         cannot rise and fall back within a solver step; models that know where their
-        voltage peaks (e.g. closed-form ones) override it.
+        voltage peaks (e.g. closed-form ones) override it. Without it a crossing that
+        goes up and back down inside one solver step can be missed, so bound the
+        solver's step (e.g. `diffrax.PIDController(dtmax=...)`).
         """
         return t_max
 
-    def pseudodynamics(self, drive: Float[Array, "..."]) -> AbstractNeuron:
-        """The model that continues after the trial end under
-        [`spikeode.Pseudodynamics`][]: the same neurons with their constant drive
-        replaced by `drive`, large enough that every neuron keeps firing.
-
-        Only meaningful for models whose spikes cannot vanish inside a trial (phase
-        models such as [`spikeode.QIF`][] and [`spikeode.ThetaNeuron`][]); others
-        leave it unimplemented. The state carries over from the trial, refractoriness
-        does not (the phase models have none).
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} has no pseudodynamics: its spikes can vanish inside "
-            "a trial, so continuing it after the trial end would not make the loss "
-            "continuous. Use QIF or ThetaNeuron."
-        )
-
-    def check(self) -> AbstractNeuron:
+    def check(self) -> "AbstractNeuron":
         """Return the model with run-time checks of its parameters attached (via
         `equinox.error_if`), e.g. that time constants are positive. Called by the
         event loop, so invalid parameters reached by training are reported too."""
         return self
+
+    def one_neuron(self, i=0) -> "AbstractNeuron":
+        """Neuron `i` of the population as a model of its own (`num_neurons == 1`):
+        the model rebuilt by its constructor (`dataclasses.replace`, which passes the
+        fields as the constructor's arguments) with `num_neurons=1` and each
+        per-neuron parameter (an array of shape `(num_neurons,)`) replaced by its entry
+        `i`; shared parameters stay as they are. The per-neuron, windowed and
+        event-driven loops take their one-neuron model's structure from it."""
+        n = self.num_neurons
+        pick = lambda x: x[i] if eqx.is_array(x) and x.shape == (n,) else x
+        return dataclasses.replace(jax.tree_util.tree_map(pick, self), num_neurons=1)
+
+
+class AbstractFlowNeuron(AbstractNeuron):
+    """A neuron model with a closed-form solution between events (`flow`).
+
+    [`spikeode.simulate`][] integrates such models with [`spikeode.ExactSolver`][] by
+    default (spike times exact to round-off); the windowed and event-driven loops need
+    it. Models without a flow are integrated by a numerical Diffrax solver.
+    """
+
+    @abc.abstractmethod
+    def flow(
+        self,
+        t0: Scalar,
+        y0: Float[Array, "neurons state"],
+        t1: Scalar,
+        refractory: Bool[Array, " neurons"],
+    ) -> Float[Array, "neurons state"]:
+        """Closed-form solution of `vector_field` from `(t0, y0)` to `t1` (no event in
+        between; refractory neurons as in `vector_field`)."""
+
+
+class AbstractFirstSpikeNeuron(AbstractNeuron):
+    """A neuron model whose first spike times have a closed form: its free response is
+    a quadratic in one decaying exponential (`exp_polynomial`). Enables
+    [`spikeode.first_spikes`][] and [`spikeode.nn.FirstSpikeLayer`][]."""
+
+    @abc.abstractmethod
+    def exp_polynomial(self) -> ExpPolynomial:
+        """The model's free response as a quadratic in one decaying exponential, for
+        [`spikeode.first_spikes`][].
+
+        Starting at rest at `t0`, each input spike of weight `w` at `t_i` and the
+        constant drive add to the state terms of the form `c e^{-j (t - s)/tau}` with
+        `j` in `{0, 1, 2}` (and nothing else); they are returned as an
+        [`spikeode.neurons.ExpPolynomial`][]. Then the voltage between two inputs is
+        `c0 + c1 x + c2 x^2` in `x = e^{-t/tau}`, and its first threshold crossing is a
+        root of a quadratic. A model for which this holds only for some parameters
+        (e.g. `LIF` with `tau_mem == 2 tau_syn`) raises here otherwise, also inside
+        `jit` (via `equinox.error_if`). The first spike's threshold is the model's
+        `threshold`.
+        """
+
+
+class AbstractPhaseNeuron(AbstractNeuron):
+    """A phase model: its spikes move continuously with the parameters and cannot
+    vanish inside a trial, only leave or enter it at its end (e.g. [`spikeode.QIF`][]
+    and [`spikeode.ThetaNeuron`][]). It provides `pseudodynamics`, which
+    [`spikeode.Pseudodynamics`][] runs after the trial end."""
+
+    @abc.abstractmethod
+    def pseudodynamics(self, drive: Float[Array, "..."]) -> "AbstractPhaseNeuron":
+        """The model that continues after the trial end under
+        [`spikeode.Pseudodynamics`][]: the same neurons with their constant drive
+        replaced by `drive`, large enough that every neuron keeps firing. The state
+        carries over from the trial, refractoriness does not (the phase models have
+        none)."""
+
+
+_Capability = TypeVar("_Capability", bound=AbstractNeuron)
+
+_MISSING = {
+    AbstractFlowNeuron: "has no closed-form flow.",
+    AbstractFirstSpikeNeuron: (
+        "has no closed-form first spike time: its voltage between inputs is not a "
+        "quadratic in one decaying exponential. Use LIF with tau_mem == 2 * tau_syn or "
+        "NonLeakyIF without bias, or the event loop (spikeode.simulate)."
+    ),
+    AbstractPhaseNeuron: (
+        "has no pseudodynamics: its spikes can vanish inside a trial, so continuing it "
+        "after the trial end would not make the loss continuous. Use QIF or ThetaNeuron."
+    ),
+}
+
+
+def require_capability(neuron: AbstractNeuron, capability: type[_Capability]) -> _Capability:
+    """`neuron`, after checking that it has `capability` (one of the capability
+    classes: `AbstractFlowNeuron`, `AbstractFirstSpikeNeuron`, `AbstractPhaseNeuron`);
+    otherwise a `TypeError` naming the model and what it lacks."""
+    if not isinstance(neuron, capability):
+        raise TypeError(
+            f"{type(neuron).__name__} {_MISSING[capability]} (It is not an "
+            f"{capability.__name__}.)"
+        )
+    return neuron

@@ -9,12 +9,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._base import ExpPolynomial
+from ._base import AbstractFirstSpikeNeuron, AbstractFlowNeuron, ExpPolynomial
 from ._params import as_param
-from ._two_state import TwoStateIF
+from ._two_state import AbstractIF, peak_step_end
 
 
-class NonLeakyIF(TwoStateIF):
+class NonLeakyIF(AbstractIF, AbstractFlowNeuron, AbstractFirstSpikeNeuron):
     r"""Non-leaky integrate-and-fire neurons with exponentially decaying synaptic
     current (Mostafa 2017):
 
@@ -31,11 +31,11 @@ class NonLeakyIF(TwoStateIF):
     """
 
     num_neurons: int = eqx.field(static=True)
-    tau_syn: Float[Array, "..."]
     threshold: Float[Array, "..."]
     v_reset: Float[Array, "..."]
+    refractory_period: Float[Array, "..."]
+    tau_syn: Float[Array, "..."]
     bias: Float[Array, "..."]
-    t_ref: Float[Array, "..."]
     positive_fields: ClassVar[tuple[str, ...]] = ("tau_syn",)
 
     def __init__(
@@ -86,10 +86,10 @@ class NonLeakyIF(TwoStateIF):
         has_max = (i0 > 0) & (self.bias < 0) & (i0 > -self.bias)
         ratio = jnp.where(has_max, i0 / jnp.where(has_max, -self.bias, 1.0), 1.0)
         delay = jnp.where(has_max, self.tau_syn * jnp.log(ratio), jnp.inf)
-        return self._peak_end(t0, y0, t_max, refractory, delay)
+        return peak_step_end(self, t0, y0, t_max, refractory, delay)
 
 
-class AlphaIF(TwoStateIF):
+class AlphaIF(AbstractIF, AbstractFlowNeuron):
     r"""Neurons with alpha-shaped postsynaptic potentials (Comsa et al. 2020):
 
     $$\dot v = -v/\tau + I,\qquad \dot I = -I/\tau,$$
@@ -105,10 +105,10 @@ class AlphaIF(TwoStateIF):
     """
 
     num_neurons: int = eqx.field(static=True)
-    tau: Float[Array, "..."]
     threshold: Float[Array, "..."]
     v_reset: Float[Array, "..."]
-    t_ref: Float[Array, "..."]
+    refractory_period: Float[Array, "..."]
+    tau: Float[Array, "..."]
     positive_fields: ClassVar[tuple[str, ...]] = ("tau",)
 
     def __init__(
@@ -140,4 +140,4 @@ class AlphaIF(TwoStateIF):
         safe_i0 = jnp.where(i0 > 0, i0, 1.0)
         s = self.tau - v0 / safe_i0
         delay = jnp.where((i0 > 0) & (s > 0), s, jnp.inf)
-        return self._peak_end(t0, y0, t_max, refractory, delay)
+        return peak_step_end(self, t0, y0, t_max, refractory, delay)

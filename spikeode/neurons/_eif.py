@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._params import as_param
-from ._two_state import TwoStateIF
+from ._two_state import AbstractIF
 
 # Beyond this many `delta_T` above `v_peak` the exponential is continued linearly
 # (C^1). A trajectory never gets there before it spikes at `v_peak`; only trial stages
@@ -19,7 +19,7 @@ from ._two_state import TwoStateIF
 _EXP_CONTINUATION = 10.0
 
 
-class ExpIF(TwoStateIF):
+class ExpIF(AbstractIF):
     r"""Exponential integrate-and-fire neurons (Fourcaud-Trocmé et al. 2003) with an
     exponentially decaying synaptic current:
 
@@ -44,24 +44,23 @@ class ExpIF(TwoStateIF):
     - `v_rest`: resting potential.
     - `v_T`: soft threshold, where the exponential term takes over.
     - `delta_T`: slope factor (> 0): the sharpness of the spike initiation.
-    - `v_peak`: spike cut-off: a spike is emitted when `v` reaches it. Stored in the
-      field `threshold` (the event threshold of every model; use `m.threshold` in
-      `equinox.tree_at`); `m.v_peak` reads it too.
+    - `v_peak`: spike cut-off: a spike is emitted when `v` reaches it (the model's
+      event threshold: the property `threshold` returns it).
     - `v_reset`: reset potential (must lie below `v_peak`).
     - `bias`: constant input current `b`.
     - `refractory_period`: absolute refractory period (>= 0).
     """
 
     num_neurons: int = eqx.field(static=True)
+    v_peak: Float[Array, "..."]
+    v_reset: Float[Array, "..."]
+    refractory_period: Float[Array, "..."]
     tau_mem: Float[Array, "..."]
     tau_syn: Float[Array, "..."]
     v_rest: Float[Array, "..."]
     v_T: Float[Array, "..."]
     delta_T: Float[Array, "..."]
-    threshold: Float[Array, "..."]  # v_peak
-    v_reset: Float[Array, "..."]
     bias: Float[Array, "..."]
-    t_ref: Float[Array, "..."]
     positive_fields: ClassVar[tuple[str, ...]] = ("tau_mem", "tau_syn", "delta_T")
     threshold_name: ClassVar[str] = "v_peak"
 
@@ -87,9 +86,9 @@ class ExpIF(TwoStateIF):
         self.bias = as_param("bias", bias, n)
 
     @property
-    def v_peak(self) -> Float[Array, "..."]:
-        """The spike cut-off (the field `threshold`)."""
-        return self.threshold
+    def threshold(self) -> Float[Array, "..."]:
+        """The event threshold: `v_peak`."""
+        return self.v_peak
 
     def membrane_current(self, v: Float[Array, " neurons"]) -> Float[Array, " neurons"]:
         """`F(v) = -(v - v_rest) + delta_T exp((v - v_T)/delta_T)` (the exponential

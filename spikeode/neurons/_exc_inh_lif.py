@@ -10,9 +10,10 @@ import jax.lax as lax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ._base import AbstractFlowNeuron
 from ._lif import two_exp_kernel
 from ._params import as_param
-from ._two_state import TwoStateIF
+from ._two_state import AbstractIF
 
 # `safe_step_end` locates a voltage maximum by bisection, stopped per neuron as soon as
 # the answer is known (most neurons need no step); 80 steps reach adjacent floats from
@@ -23,7 +24,7 @@ _MAX_BISECTIONS = 80
 _GATHER = 16
 
 
-class ExcInhLIF(TwoStateIF):
+class ExcInhLIF(AbstractIF, AbstractFlowNeuron):
     r"""Current-based leaky integrate-and-fire neurons with an excitatory and an
     inhibitory exponential synapse, each with its own time constant (the CUBA network
     of Vogels & Abbott 2005, Brian2's CUBA example):
@@ -65,13 +66,13 @@ class ExcInhLIF(TwoStateIF):
     """
 
     num_neurons: int = eqx.field(static=True)
+    threshold: Float[Array, "..."]
+    v_reset: Float[Array, "..."]
+    refractory_period: Float[Array, "..."]
     tau_mem: Float[Array, "..."]
     tau_exc: Float[Array, "..."]
     tau_inh: Float[Array, "..."]
-    threshold: Float[Array, "..."]
-    v_reset: Float[Array, "..."]
     bias: Float[Array, "..."]
-    t_ref: Float[Array, "..."]
     positive_fields: ClassVar[tuple[str, ...]] = ("tau_mem", "tau_exc", "tau_inh")
 
     def __init__(

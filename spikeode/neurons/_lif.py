@@ -8,9 +8,9 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._base import ExpPolynomial
+from ._base import AbstractFirstSpikeNeuron, AbstractFlowNeuron, ExpPolynomial
 from ._params import as_param
-from ._two_state import TwoStateIF
+from ._two_state import AbstractIF, peak_step_end
 
 
 def expm1_ratio(c, dt):
@@ -50,7 +50,7 @@ def two_exp_kernel(c, dt, decay_a, decay_b):
     return jnp.where(ge, decay_b, decay_a) * expm1_ratio(jnp.where(ge, -c, c), dt)
 
 
-class LIF(TwoStateIF):
+class LIF(AbstractIF, AbstractFlowNeuron, AbstractFirstSpikeNeuron):
     r"""Current-based leaky integrate-and-fire neurons with exponential synapses.
 
     $$\tau_m \dot v = -v + I + b,\qquad \tau_s \dot I = -I,$$
@@ -72,12 +72,12 @@ class LIF(TwoStateIF):
     """
 
     num_neurons: int = eqx.field(static=True)
-    tau_mem: Float[Array, "..."]
-    tau_syn: Float[Array, "..."]
     threshold: Float[Array, "..."]
     v_reset: Float[Array, "..."]
+    refractory_period: Float[Array, "..."]
+    tau_mem: Float[Array, "..."]
+    tau_syn: Float[Array, "..."]
     bias: Float[Array, "..."]
-    t_ref: Float[Array, "..."]
     positive_fields: ClassVar[tuple[str, ...]] = ("tau_mem", "tau_syn")
 
     def __init__(
@@ -162,4 +162,4 @@ class LIF(TwoStateIF):
         # Between events v = b + A e^{-t/tau_m} + B e^{-t/tau_s} has at most one
         # interior extremum. If that is a maximum above threshold inside the step, the
         # step must end there: up to it the condition crosses zero at most once.
-        return self._peak_end(t0, y0, t_max, refractory, self.peak_delay(y0))
+        return peak_step_end(self, t0, y0, t_max, refractory, self.peak_delay(y0))

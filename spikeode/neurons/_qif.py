@@ -18,15 +18,13 @@ Closed-form flows use the linearisation `V - 1/2 = -tau u'/u` of the Riccati equ
 `(cos(theta/2), sin(theta/2))` is parallel to `(u, -tau u')`.
 """
 
-from __future__ import annotations
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._base import AbstractNeuron
+from ._base import AbstractFlowNeuron, AbstractPhaseNeuron
 from ._params import as_param, check_num_neurons, check_positive
 
 _TAYLOR_COS = (1.0, -1 / 2, 1 / 24, -1 / 720, 1 / 40320, -1 / 3628800)
@@ -99,8 +97,14 @@ def _check_drive(name, drive, n):
     return drive
 
 
-class _PhaseNeuron(AbstractNeuron):
-    """Shared parts of the phase-form models: condition, reset, no refractoriness."""
+class _AbstractPhaseForm(AbstractPhaseNeuron):
+    """Shared parts of the models in the phase `theta` (`V = 1/2 + tan(theta/2)`,
+    state column 0): condition, reset, resting phase, no refractoriness."""
+
+    @property
+    def refractory_period(self) -> Float[Array, ""]:
+        """None: 0."""
+        return jnp.zeros(())
 
     def condition(self, t, y):
         return y[:, 0] - jnp.pi
@@ -113,7 +117,7 @@ class _PhaseNeuron(AbstractNeuron):
         return jnp.full((n,), voltage_to_phase(0.0), dtype)
 
 
-class ThetaNeuron(_PhaseNeuron):
+class ThetaNeuron(_AbstractPhaseForm, AbstractFlowNeuron):
     r"""Theta neurons with delta-pulse synapses (Klos & Memmesheimer's deep networks):
 
     $$\tau \dot V = V(V-1) + I_0 + \tau \sum_k w_k \delta(t - t_k),$$
@@ -198,76 +202,25 @@ class ThetaNeuron(_PhaseNeuron):
         return eqx.tree_at(lambda m: m.bias, self, drive)
 
 
-class QIF(_PhaseNeuron):
+class AbstractQIF(_AbstractPhaseForm):
     r"""Quadratic integrate-and-fire neurons with exponential current synapses
-    (Klos & Memmesheimer 2025):
+    (Klos & Memmesheimer 2025), in phase form: what [`spikeode.neurons.ClosedFormQIF`][]
+    and [`spikeode.neurons.GeneralQIF`][] share (see [`spikeode.QIF`][], which builds
+    either).
 
     $$\tau_m \dot V = V(V - 1) + I + b,\qquad \tau_s \dot I = -I,$$
 
     a presynaptic spike of weight `w` adds `w` to `I`; a spike is `V` reaching `+inf`,
     after which `V` restarts at `-inf`. Integrated in the phase `theta`
     (`V = 1/2 + tan(theta/2)`); state columns `(theta, I)`. At rest (`b = 0`) `V = 0`;
-    `V = 1` is the threshold of the unstable fixed point.
-
-    With the defaults `tau_syn = tau_mem / 2` and no bias, the flow has a closed form
-    (the linearised equation is Bessel's of order 1/2, whose solutions are elementary)
-    and [`spikeode.ExactSolver`][] makes spike times exact to round-off. Passing
-    `tau_syn` or `bias` explicitly gives the general model, integrated numerically
-    (`diffrax.Tsit5` with tight tolerances by default).
-
-    **Arguments** (scalars or per-neuron arrays, all differentiable):
-
-    - `num_neurons`: population size.
-    - `tau_mem`: membrane time constant (> 0).
-    - `tau_syn`: synaptic time constant (> 0); default `tau_mem / 2` (closed form).
-    - `bias`: constant drive `b`; default none (closed form).
-
-    The initial state is `V = 0`, `I = 0`.
+    `V = 1` is the threshold of the unstable fixed point. The initial state is `V = 0`,
+    `I = 0`.
     """
 
-    num_neurons: int = eqx.field(static=True)
-    tau_mem: Float[Array, "..."]
-    tau_syn_: Float[Array, "..."] | None
-    bias_: Float[Array, "..."] | None
-
-    def __init__(
-        self,
-        num_neurons: int,
-        tau_mem: ArrayLike = 1.0,
-        tau_syn: ArrayLike | None = None,
-        bias: ArrayLike | None = None,
-    ):
-        n = self.num_neurons = check_num_neurons("QIF", num_neurons)
-        self.tau_mem = check_positive("QIF tau_mem", as_param("tau_mem", tau_mem, n))
-        self.tau_syn_ = (
-            None
-            if tau_syn is None
-            else check_positive("QIF tau_syn", as_param("tau_syn", tau_syn, n))
-        )
-        self.bias_ = None if bias is None else as_param("bias", bias, n)
-
-    @property
-    def tau_syn(self) -> Float[Array, "..."]:
-        """The synaptic time constant (`tau_mem / 2` unless given)."""
-        return self.tau_mem / 2 if self.tau_syn_ is None else self.tau_syn_
-
-    @property
-    def bias(self) -> Float[Array, "..."]:
-        """The constant drive (0 unless given)."""
-        return jnp.zeros_like(self.tau_mem) if self.bias_ is None else self.bias_
-
-    @property
-    def has_flow(self) -> bool:
-        return self.tau_syn_ is None and self.bias_ is None
-
-    def check(self):
-        tau_syn = None if self.tau_syn_ is None else check_positive("QIF tau_syn", self.tau_syn_)
-        return eqx.tree_at(
-            lambda m: (m.tau_mem, m.tau_syn_),
-            self,
-            (check_positive("QIF tau_mem", self.tau_mem), tau_syn),
-            is_leaf=lambda x: x is None,
-        )
+    num_neurons: eqx.AbstractVar[int]
+    tau_mem: eqx.AbstractVar[Float[Array, "..."]]
+    tau_syn: eqx.AbstractVar[Float[Array, "..."]]
+    bias: eqx.AbstractVar[Float[Array, "..."]]
 
     @property
     def state_size(self) -> int:
@@ -284,12 +237,49 @@ class QIF(_PhaseNeuron):
         dtheta = (1 - c + (1 + c) * (i + self.bias - 0.25)) / self.tau_mem
         return jnp.stack([dtheta, -i / self.tau_syn], axis=1)
 
+    def receive(self, y, weights):
+        return y.at[:, 1].add(weights)
+
+    def pseudodynamics(self, drive):
+        drive = _check_drive("QIF", drive, self.num_neurons)
+        return GeneralQIF(self.num_neurons, self.tau_mem, self.tau_syn, drive)
+
+
+class ClosedFormQIF(AbstractQIF, AbstractFlowNeuron):
+    r"""QIF neurons with `tau_syn = tau_mem / 2` and no bias, whose flow has a closed
+    form (the linearised equation is Bessel's of order 1/2, whose solutions are
+    elementary): [`spikeode.ExactSolver`][] makes spike times exact to round-off.
+    `so.QIF(num_neurons, tau_mem)` builds it.
+
+    **Arguments** (scalars or per-neuron arrays, all differentiable):
+
+    - `num_neurons`: population size.
+    - `tau_mem`: membrane time constant (> 0).
+
+    `tau_syn` (`tau_mem / 2`) and `bias` (0) are properties, tied to `tau_mem`.
+    """
+
+    num_neurons: int = eqx.field(static=True)
+    tau_mem: Float[Array, "..."]
+
+    def __init__(self, num_neurons: int, tau_mem: ArrayLike = 1.0):
+        n = self.num_neurons = check_num_neurons("QIF", num_neurons)
+        self.tau_mem = check_positive("QIF tau_mem", as_param("tau_mem", tau_mem, n))
+
+    @property
+    def tau_syn(self) -> Float[Array, "..."]:
+        """The synaptic time constant, `tau_mem / 2`."""
+        return self.tau_mem / 2
+
+    @property
+    def bias(self) -> Float[Array, "..."]:
+        """The constant drive, 0."""
+        return jnp.zeros_like(self.tau_mem)
+
+    def check(self):
+        return eqx.tree_at(lambda m: m.tau_mem, self, check_positive("QIF tau_mem", self.tau_mem))
+
     def flow(self, t0, y0, t1, refractory):
-        if not self.has_flow:
-            raise NotImplementedError(
-                "QIF has a closed-form flow only with tau_syn = tau_mem / 2 and no bias; "
-                "use a numerical solver."
-            )
         # In s = (t - t0)/tau_m, u'' = (1/4 - I(s)) u with I(s) = I0 exp(-2 s). The
         # solutions exp(s/2) C(I(s)) and exp(-s/2) S(I(s)), with C(x) = cos(sqrt x),
         # S(x) = sin(sqrt x)/sqrt x, have Wronskian -1; here both are scaled by
@@ -308,10 +298,6 @@ class QIF(_PhaseNeuron):
         return jnp.stack([_phase(u, p), i], axis=1)
 
     def safe_step_end(self, t0, y0, t_max, refractory):
-        if not self.has_flow:
-            # Integrated in the unwrapped phase: the condition crosses zero only
-            # upwards, so the solver's step-end checks cannot miss a spike.
-            return t_max
         # I decays monotonically, so eta = I - 1/4 <= max(I0, 0) - 1/4 =: eta_max on
         # the step. By comparison with dx/ds = x^2 + eta_max, going from a spike
         # (x = -inf) to x = _WRAP_X takes at least (pi/2 + atan(X/r))/r, r = sqrt(eta_max).
@@ -321,9 +307,83 @@ class QIF(_PhaseNeuron):
         gap = self.tau_mem * (0.5 * jnp.pi + jnp.arctan(_WRAP_X / r)) / r
         return jnp.minimum(t_max, t0 + jnp.min(jnp.where(pos, gap, jnp.inf)))
 
-    def receive(self, y, weights):
-        return y.at[:, 1].add(weights)
 
-    def pseudodynamics(self, drive):
-        drive = _check_drive("QIF", drive, self.num_neurons)
-        return QIF(self.num_neurons, self.tau_mem, self.tau_syn, drive)
+class GeneralQIF(AbstractQIF):
+    r"""QIF neurons with any synaptic time constant and bias, without a closed-form
+    flow: integrated numerically (`diffrax.Tsit5` with tight tolerances by default).
+    `so.QIF(num_neurons, tau_mem, tau_syn, bias)` builds it when `tau_syn` or `bias` is
+    given; the pseudodynamics of every QIF is one.
+
+    **Arguments** (scalars or per-neuron arrays, all differentiable):
+
+    - `num_neurons`: population size.
+    - `tau_mem`: membrane time constant (> 0).
+    - `tau_syn`: synaptic time constant (> 0); default `tau_mem / 2` (a parameter of
+      its own, not tied to `tau_mem`).
+    - `bias`: constant drive `b`.
+
+    Integrated in the unwrapped phase, whose condition crosses zero only upwards, so
+    the solver's step-end checks cannot miss a spike (`safe_step_end` is the default).
+    """
+
+    num_neurons: int = eqx.field(static=True)
+    tau_mem: Float[Array, "..."]
+    tau_syn: Float[Array, "..."]
+    bias: Float[Array, "..."]
+
+    def __init__(
+        self,
+        num_neurons: int,
+        tau_mem: ArrayLike = 1.0,
+        tau_syn: ArrayLike | None = None,
+        bias: ArrayLike = 0.0,
+    ):
+        n = self.num_neurons = check_num_neurons("QIF", num_neurons)
+        self.tau_mem = check_positive("QIF tau_mem", as_param("tau_mem", tau_mem, n))
+        if tau_syn is None:
+            tau_syn = self.tau_mem / 2
+        self.tau_syn = check_positive("QIF tau_syn", as_param("tau_syn", tau_syn, n))
+        self.bias = as_param("bias", bias, n)
+
+    def check(self):
+        tau_mem = check_positive("QIF tau_mem", self.tau_mem)
+        tau_syn = check_positive("QIF tau_syn", self.tau_syn)
+        return eqx.tree_at(lambda m: (m.tau_mem, m.tau_syn), self, (tau_mem, tau_syn))
+
+
+def QIF(
+    num_neurons: int,
+    tau_mem: ArrayLike = 1.0,
+    tau_syn: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+) -> AbstractQIF:
+    r"""Quadratic integrate-and-fire neurons with exponential current synapses
+    (Klos & Memmesheimer 2025):
+
+    $$\tau_m \dot V = V(V - 1) + I + b,\qquad \tau_s \dot I = -I,$$
+
+    a presynaptic spike of weight `w` adds `w` to `I`; a spike is `V` reaching `+inf`,
+    after which `V` restarts at `-inf`. Integrated in the phase `theta`
+    (`V = 1/2 + tan(theta/2)`); state columns `(theta, I)`. At rest (`b = 0`) `V = 0`;
+    `V = 1` is the threshold of the unstable fixed point.
+
+    With the defaults `tau_syn = tau_mem / 2` and no bias, the flow has a closed form
+    (the linearised equation is Bessel's of order 1/2, whose solutions are elementary)
+    and [`spikeode.ExactSolver`][] makes spike times exact to round-off: the model is
+    a [`spikeode.neurons.ClosedFormQIF`][]. Passing `tau_syn` or `bias` explicitly
+    gives the general model, a [`spikeode.neurons.GeneralQIF`][], integrated
+    numerically (`diffrax.Tsit5` with tight tolerances by default). Both are
+    [`spikeode.neurons.AbstractQIF`][]s.
+
+    **Arguments** (scalars or per-neuron arrays, all differentiable):
+
+    - `num_neurons`: population size.
+    - `tau_mem`: membrane time constant (> 0).
+    - `tau_syn`: synaptic time constant (> 0); default `tau_mem / 2` (closed form).
+    - `bias`: constant drive `b`; default none (closed form).
+
+    The initial state is `V = 0`, `I = 0`.
+    """
+    if tau_syn is None and bias is None:
+        return ClosedFormQIF(num_neurons, tau_mem)
+    return GeneralQIF(num_neurons, tau_mem, tau_syn, 0.0 if bias is None else bias)

@@ -1,7 +1,5 @@
 """Shared parts of integrate-and-fire models whose state starts with `(v, I)`."""
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 import equinox as eqx
@@ -10,26 +8,31 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._base import AbstractNeuron
+from ._base import AbstractFlowNeuron, AbstractNeuron
 from ._params import as_param, check_num_neurons, check_positive
 
 
-class TwoStateIF(AbstractNeuron):
-    """Shared parts of models whose state columns start with `(v, I)`: a presynaptic
-    spike adds its weight to `I`, a spike resets `v` (held there while refractory).
+class AbstractIF(AbstractNeuron):
+    """Shared parts of integrate-and-fire models whose state columns start with
+    `(v, I)`: a presynaptic spike adds its weight to `I`, a spike resets `v` (held there
+    while refractory).
 
     Subclasses with further state columns (e.g. an adaptation current) override
-    `state_size` and extend `reset`. A model whose threshold has another name (e.g.
-    `v_peak`) sets `threshold_name`, which the constructor's error messages use.
+    `state_size` and extend `reset`. The event threshold is the field named by
+    `threshold_name` (a constructor argument: `threshold`, or e.g. `v_peak`), read as
+    `threshold` (a model whose field has another name provides `threshold` as a
+    property). Concrete models declare the threshold, `v_reset` and
+    `refractory_period` fields first: their pytree leaves come in that order (which
+    saved checkpoints and gradient-check reports follow).
     """
 
     num_neurons: eqx.AbstractVar[int]
     threshold: eqx.AbstractVar[Float[Array, "..."]]
     v_reset: eqx.AbstractVar[Float[Array, "..."]]
-    t_ref: eqx.AbstractVar[Float[Array, "..."]]
+    refractory_period: eqx.AbstractVar[Float[Array, "..."]]
     # names of the fields that must be positive (time constants)
     positive_fields: ClassVar[tuple[str, ...]] = ()
-    # what the model calls its threshold (in error messages)
+    # the field (and constructor argument) that holds the threshold
     threshold_name: ClassVar[str] = "threshold"
 
     def _init_common(
@@ -46,9 +49,9 @@ class TwoStateIF(AbstractNeuron):
         n = self.num_neurons = check_num_neurons(name, num_neurons)
         for key, value in positive.items():
             setattr(self, key, check_positive(f"{name} {key}", as_param(key, value, n)))
-        self.threshold = as_param(self.threshold_name, threshold, n)
+        setattr(self, self.threshold_name, as_param(self.threshold_name, threshold, n))
         self.v_reset = as_param("v_reset", v_reset, n)
-        self.t_ref = check_positive(
+        self.refractory_period = check_positive(
             f"{name} refractory_period",
             as_param("refractory_period", refractory_period, n),
             allow_zero=True,
@@ -58,11 +61,11 @@ class TwoStateIF(AbstractNeuron):
 
     def check(self):
         name = type(self).__name__
-        keys = self.positive_fields + ("t_ref", "v_reset")
+        keys = self.positive_fields + ("refractory_period", "v_reset")
         values = tuple(
             check_positive(f"{name} {k}", getattr(self, k)) for k in self.positive_fields
         ) + (
-            check_positive(f"{name} refractory_period", self.t_ref, allow_zero=True),
+            check_positive(f"{name} refractory_period", self.refractory_period, allow_zero=True),
             check_reset_below_threshold(name, self.v_reset, self.threshold, self.threshold_name),
         )
         return eqx.tree_at(lambda m: tuple(getattr(m, k) for k in keys), self, values)
@@ -70,10 +73,6 @@ class TwoStateIF(AbstractNeuron):
     @property
     def state_size(self) -> int:
         return 2
-
-    @property
-    def refractory_period(self):
-        return self.t_ref
 
     def init_state(self):
         dtype = jnp.result_type(self.threshold, self.v_reset)
@@ -88,14 +87,16 @@ class TwoStateIF(AbstractNeuron):
     def receive(self, y, weights):
         return y.at[:, 1].add(weights)
 
-    def _peak_end(self, t0, y0, t_max, refractory, delay):
-        """Shared `safe_step_end`: end at the earliest voltage peak above threshold
-        that lies before `t_max` (`delay`: time from `t0` to each neuron's peak)."""
-        t_peak = t0 + delay
-        t_peak_safe = jnp.where(t_peak < t_max, t_peak, t_max)
-        y_peak = self.flow(t0, y0, t_peak_safe, refractory)
-        hides = (~refractory) & (t_peak < t_max) & (self.condition(t_peak_safe, y_peak) > 0)
-        return jnp.min(jnp.where(hides, t_peak_safe, t_max))
+
+def peak_step_end(model: AbstractFlowNeuron, t0, y0, t_max, refractory, delay):
+    """`safe_step_end` of a closed-form model whose condition has at most one interior
+    maximum between events: end at the earliest such maximum above threshold that lies
+    before `t_max` (`delay`: time from `t0` to each neuron's maximum, `+inf` if none)."""
+    t_peak = t0 + delay
+    t_peak_safe = jnp.where(t_peak < t_max, t_peak, t_max)
+    y_peak = model.flow(t0, y0, t_peak_safe, refractory)
+    hides = (~refractory) & (t_peak < t_max) & (model.condition(t_peak_safe, y_peak) > 0)
+    return jnp.min(jnp.where(hides, t_peak_safe, t_max))
 
 
 def check_reset_below_threshold(name, v_reset, threshold, threshold_name="threshold"):

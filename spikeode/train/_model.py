@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .._loops import PerNeuronLoop
 from ..losses import (
     first_spike_loss,
     first_spike_prediction,
@@ -49,7 +50,7 @@ def build_model(config: TrainConfig, num_inputs: int, num_classes: int, key):
                 num_inputs, config.hidden, neuron=lif(config.hidden),
                 max_spikes=config.hidden_spikes_per_neuron * config.hidden,
                 # independent neurons: one event loop each (the same spikes, faster)
-                max_spikes_per_neuron=config.hidden_spikes_per_neuron,
+                loop=PerNeuronLoop(config.hidden_spikes_per_neuron),
                 w_mean=config.w_hidden[0], w_std=config.w_hidden[1], dtype=dtype, key=k1,
             ),
             SpikingLayer(
