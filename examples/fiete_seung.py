@@ -39,7 +39,7 @@ Rossum distance (tau 10 ms, window [0, 100 ms]) summed over the 12 neurons. Trai
                                             # docs/figures/fiete_seung.png and .json
     python examples/fiete_seung.py --fast   # the same network, few trials and steps
 
-`run(fast=...)` returns the numbers (tests/test_fiete_seung.py uses `fast=True`).
+`run(fast=...)` returns the numbers (tests/reproductions/test_fiete_seung.py uses `fast=True`).
 """
 
 from __future__ import annotations
@@ -166,8 +166,11 @@ class Task:
                     loss_of_sim, layer, self.inputs, T1, k, sigma=sigma, trials=1,
                     num_bins=NUM_BINS, baseline=r_bar, throw=False)  # a run may diverge
                 g = self.masked(g)
-                upd, state = opt.update(g, state, params)
-                params = optax.apply_updates(params, upd)
+                # (Optax's Adam mixes its int32 step count with float parameters: standard
+                # promotion also where a caller runs JAX with strict promotion, as the tests do)
+                with jax.numpy_dtype_promotion("standard"):
+                    upd, state = opt.update(g, state, params)
+                    params = optax.apply_updates(params, upd)
                 return (params, state, r_bar + ALPHA * (r - r_bar)), r
 
             keys = jax.random.split(key, steps_placeholder.shape[0])
@@ -231,8 +234,11 @@ def train(task, kind, lr, steps, key, sigma=None):
             g = jax.tree.map(lambda x: jnp.mean(x, axis=0), g)
         g = task.masked(g)
         losses.append(float(loss))
-        upd, state = opt.update(g, state, params)
-        params = optax.apply_updates(params, upd)
+        # (Optax's Adam mixes its int32 step count with float parameters: standard
+        # promotion also where a caller runs JAX with strict promotion, as the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            upd, state = opt.update(g, state, params)
+            params = optax.apply_updates(params, upd)
     losses.append(float(task.exact(params)[0]))
     return losses
 

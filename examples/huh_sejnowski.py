@@ -45,7 +45,7 @@ of the adjoint of the parameters.
     python examples/huh_sejnowski.py            # full run (about 10 minutes)
     python examples/huh_sejnowski.py --fast     # tiny version (tests)
 
-`run(fast=...)` returns the numbers (tests/test_huh_sejnowski.py uses `fast=True`).
+`run(fast=...)` returns the numbers (tests/reproductions/test_huh_sejnowski.py uses `fast=True`).
 """
 
 from __future__ import annotations
@@ -288,7 +288,14 @@ def train(params, base, sample, *, steps, batch_size, lr, seed, log_every=10,
         ),
     )
     state = opt.init(params)
-    update = eqx.filter_jit(lambda g, s, p: opt.update(g, s, p))
+
+    @eqx.filter_jit
+    def update(g, s, p):
+        # (Optax's Adam mixes its int32 step count with float parameters: standard
+        # promotion also where a caller runs JAX with strict promotion, as the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            return opt.update(g, s, p)
+
     grad = trial_grad("backsolve")
     rng = np.random.default_rng(seed)
     losses, evals = [], []

@@ -31,7 +31,7 @@ throughout.
                                                    # docs/figures/klos_memmesheimer.png/.json
     python examples/klos_memmesheimer.py --fast    # tiny versions (tests)
 
-`run(fast=...)` returns the numbers (tests/test_klos_memmesheimer.py uses `--fast`).
+`run(fast=...)` returns the numbers (tests/reproductions/test_klos_memmesheimer.py uses `--fast`).
 """
 
 from __future__ import annotations
@@ -122,8 +122,11 @@ def single_neuron(fast: bool, steps: int | None = None, lr: float | None = None)
         (loss, times), g = vg(w)
         losses.append(float(loss))
         traj.append(np.asarray(times))
-        upd, state = opt.update(g, state, w)
-        w = optax.apply_updates(w, upd)
+        # (Optax's Adam mixes its int32 step count with float parameters: standard
+        # promotion also where a caller runs JAX with strict promotion, as the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            upd, state = opt.update(g, state, w)
+            w = optax.apply_updates(w, upd)
     traj = np.stack(traj)  # (steps + 1, capacity), +inf padded
     in_trial = np.where(traj < T, traj, np.inf)
     counts = np.sum(np.isfinite(in_trial), axis=1)
@@ -209,8 +212,11 @@ def recurrent(fast: bool, steps: int | None = None, lr: float = 0.02):
         losses.append(float(loss))
         first = spikes if first is None else first
         last = spikes
-        upd, state = opt.update(g, state, params)
-        params = optax.apply_updates(params, upd)
+        # (Optax's Adam mixes its int32 step count with float parameters: standard
+        # promotion also where a caller runs JAX with strict promotion, as the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            upd, state = opt.update(g, state, params)
+            params = optax.apply_updates(params, upd)
 
     def trial_lists(train):
         return [[float(t) for t in ts if t < T] for ts in train.to_lists()]
@@ -292,7 +298,8 @@ def make_deep(sizes, capacity):
         )  # fmt: skip
         t_first = so.losses.first_spike_times(sim.spikes, t_silent=DEEP["t1"])
         counts = jnp.sum(
-            jax.nn.one_hot(sim.spikes.neurons, n) * (sim.spikes.times < T)[:, None], axis=0
+            jax.nn.one_hot(sim.spikes.neurons, n) * (sim.spikes.times < T)[:, None].astype(float),
+            axis=0,
         )
         return t_first[-sizes[-1] :], counts
 
@@ -389,8 +396,11 @@ def deep(fast: bool, hidden=None, epochs=None, batch_size=None, lr=1e-2, stds=(0
                 idx = orders[e][b * batch_size : (b + 1) * batch_size]
                 (loss, _), g = vg(net, take(x_tr, idx), y_tr[idx], jnp.asarray(flag))
                 losses.append(float(loss))
-                upd, state = opt.update(g, state, net)
-                net = eqx.apply_updates(net, upd)
+                # (Optax's Adam mixes its int32 step count with float parameters: standard
+                # promotion also where a caller runs JAX with strict promotion, as the tests do)
+                with jax.numpy_dtype_promotion("standard"):
+                    upd, state = opt.update(g, state, net)
+                    net = eqx.apply_updates(net, upd)
                 if not fast and b % 10 == 0:
                     print(f"(c) {name} epoch {e + 1} step {b}: loss {losses[-1]:.4f} "
                           f"({time.perf_counter() - start:.0f} s)", flush=True)

@@ -31,7 +31,7 @@ spike at 0). It checks that all paths give the same gradients at initialisation
                                           # docs/figures/mostafa.png and .json
     python examples/mostafa.py --fast     # XOR + a gradient check on a few digits
 
-`run(fast=...)` returns the numbers (tests/test_reproductions.py uses `--fast`).
+`run(fast=...)` returns the numbers (tests/reproductions/test_mostafa.py uses `--fast`).
 """
 
 from __future__ import annotations
@@ -192,7 +192,14 @@ def train_all(paths, params0, data, *, lr, epochs, batch_size, seed, evaluate=No
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(n) if batch_size < n else np.arange(n) for _ in range(epochs)]
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
-    update = jax.jit(lambda g, s, p: opt.update(g, s, p))
+
+    @jax.jit
+    def update(g, s, p):
+        # (Optax's Adam mixes its int32 step count with float parameters: standard
+        # promotion also where a caller runs JAX with strict promotion, as the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            return opt.update(g, s, p)
+
     out = {}
     for name, fn in paths.items():
         inputs = z_all if name == "closed_form" else x_all
@@ -206,7 +213,8 @@ def train_all(paths, params0, data, *, lr, epochs, batch_size, seed, evaluate=No
                 idx = orders[e][b * batch_size:(b + 1) * batch_size]
                 (loss, z_out), g = fn(params, take(inputs, idx), y_all[idx])
                 losses.append(float(loss))
-                correct += int(jnp.sum(jnp.argmin(z_out, -1) == y_all[idx]))
+                pred = jnp.argmin(z_out, -1)
+                correct += int(jnp.sum(pred == jnp.asarray(y_all[idx], pred.dtype)))
                 if stop_below is not None and losses[-1] < stop_below:
                     stop = True
                     break

@@ -37,7 +37,7 @@ of the surrogate scale beta for all three surrogates.
 
     python examples/zenke_vogels.py          # full run (a few minutes), writes
                                              # docs/figures/zenke_vogels.png and .json
-    python examples/zenke_vogels.py --fast   # tiny sizes (tests/test_zenke_vogels.py)
+    python examples/zenke_vogels.py --fast   # tiny sizes (tests/reproductions/test_zenke_vogels.py)
 
 `run(fast=...)` returns the numbers.
 """
@@ -166,7 +166,14 @@ def train_exact(task, data, sizes, num_classes, seed=0):
     steps = len(y_tr) // BATCH
     opt = optimiser(config, steps)
     state = opt.init(params)
-    update = eqx.filter_jit(lambda g, s, p: opt.update(g, s, p))
+
+    @eqx.filter_jit
+    def update(g, s, p):
+        # (Optax's Adam mixes its int32 step count with float parameters: standard
+        # promotion also where a caller runs JAX with strict promotion, as the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            return opt.update(g, s, p)
+
     hist = dict(epoch_time=[], train_loss=[], test_acc=[], hidden_spikes=[])
     for epoch in range(sizes["epochs"]):
         start = time.perf_counter()
@@ -192,7 +199,7 @@ def train_exact(task, data, sizes, num_classes, seed=0):
                 params, static, config, take(x_te, idx), y_te[idx]
             )
             real = min(BATCH, n - first)
-            correct += int(jnp.sum((preds == y_te[idx])[:real]))
+            correct += int(jnp.sum((preds == jnp.asarray(y_te[idx], preds.dtype))[:real]))
             spikes += float(jnp.sum(counts[:real]))
         hist["test_acc"].append(correct / n)
         hist["hidden_spikes"].append(spikes / n)
@@ -223,7 +230,10 @@ def train_surrogate(data, sizes, num_classes, surrogate, beta, seed=0):
     def step(net, state, x, y):
         (loss, stats), g = eqx.filter_value_and_grad(sg.surrogate_loss, has_aux=True)(
             net, x, y, **REGULARISER)
-        updates, state = opt.update(g, state, net)
+        # (Optax's Adam mixes its int32 step count with float parameters: standard
+        # promotion also where a caller runs JAX with strict promotion, as the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = opt.update(g, state, net)
         return eqx.apply_updates(net, updates), state, loss
 
     evaluate = eqx.filter_jit(lambda net, x, y: sg.surrogate_loss(net, x, y, **REGULARISER)[1])

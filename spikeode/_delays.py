@@ -21,11 +21,12 @@ from ._spikes import SpikeTrain
 
 
 def check_delays(
-    delays: ArrayLike, shape: tuple[int, int], name: str, dtype
+    delays: ArrayLike, shape: tuple[int, int] | tuple[int], name: str, dtype
 ) -> Float[Array, "..."]:
-    """`delays` as an array of `dtype` that broadcasts to `shape`, with a run-time
-    check (eager, or inside `jit` via `equinox.error_if`) that every delay is finite
-    and `>= 0`. Raises `ValueError` for a shape that does not broadcast."""
+    """`delays` as an array of `dtype` that broadcasts to `shape` (a weight matrix's
+    `(pre, post)`, or `Synapses`' `(synapses,)`), with a run-time check (eager, or
+    inside `jit` via `equinox.error_if`) that every delay is finite and `>= 0`. Raises
+    `ValueError` for a shape that does not broadcast."""
     d = jnp.asarray(delays)
     if not jnp.issubdtype(d.dtype, jnp.floating) and not jnp.issubdtype(d.dtype, jnp.integer):
         raise ValueError(f"simulate: `{name}` must be real numbers, got dtype {d.dtype}.")
@@ -35,10 +36,13 @@ def check_delays(
     except ValueError:
         ok = False
     if not ok:
+        forms = (
+            f" (scalar, ({shape[0]}, 1) per presynaptic neuron, ({shape[1]},) per "
+            f"postsynaptic neuron, or {tuple(shape)})" if len(shape) == 2 else ""
+        )
         raise ValueError(
             f"simulate: `{name}` has shape {d.shape}, which does not broadcast to the "
-            f"weights' shape {tuple(shape)} (scalar, ({shape[0]}, 1) per presynaptic "
-            f"neuron, ({shape[1]},) per postsynaptic neuron, or {tuple(shape)})."
+            f"weights' shape {tuple(shape)}{forms}."
         )
     d = d.astype(dtype)
     return eqx.error_if(

@@ -7,12 +7,13 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._results import RESULTS
 from ._simulation import Simulation
 from ._spikes import SpikeTrain
-from .neurons import AbstractFirstSpikeNeuron
+from ._typing import RealScalarLike
+from .neurons import AbstractFirstSpikeNeuron, AbstractNeuron
 from .neurons._base import require_capability
 
 
@@ -50,12 +51,14 @@ def _largest_root_in(c2, c1, c0, x_low):
 
 
 def first_spikes(
-    neuron: AbstractFirstSpikeNeuron,
-    t1: ArrayLike,
+    # (an AbstractFirstSpikeNeuron: `require_capability` checks it, with an error that
+    # says what a model without the capability lacks)
+    neuron: AbstractNeuron,
+    t1: RealScalarLike,
     inputs: SpikeTrain,
     w_in: Float[Array, "inputs neurons"],
     *,
-    t0: ArrayLike = 0.0,
+    t0: RealScalarLike = 0.0,
 ) -> Simulation:
     """The first spike of each neuron of a feed-forward population, in closed form.
 

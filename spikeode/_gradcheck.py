@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PyTree, Real
 
 from ._simulation import Simulation
 from ._spikes import SpikeTrain
@@ -54,8 +55,8 @@ class GradCheckReport:
     near_end: int
     overflow: bool
     messages: tuple[str, ...]
-    loss: Any = None
-    grad: Any = None
+    loss: Float[Array, ""] | None = None
+    grad: PyTree = None
     aux: Any = None
 
     @property
@@ -120,7 +121,7 @@ def check_grads(
     *,
     rtol: float = 1e-6,
     num_directions: int = 2,
-    steps: Sequence[float] | None = None,
+    steps: Real[ArrayLike, " steps"] | Sequence[float] | None = None,
     abs_floor: float | None = None,
     grazing_tol: float = 1e-3,
     key: jax.Array | None = None,

@@ -178,7 +178,7 @@ class WindowedLoop(AbstractLoop):
       it is an error.
     """
 
-    window: float | None = eqx.field(default=None, static=True)
+    window: float | int | None = eqx.field(default=None, static=True)
     max_pending: int | None = eqx.field(default=None, static=True)
     max_window_spikes: int | None = eqx.field(default=None, static=True)
     max_window_events: int | None = eqx.field(default=None, static=True)

@@ -21,8 +21,10 @@ from ._simulation import Failure, Problem, Simulation
 from ._solver import make_segment
 from ._spikes import SpikeTrain
 from ._synapses import Synapses
+from ._typing import RealScalarLike
 from .neurons import AbstractNeuron, AbstractPhaseNeuron
 from .neurons._base import require_capability
+from .neurons._params import ParamLike
 
 
 class Pseudodynamics(eqx.Module):
@@ -54,31 +56,41 @@ class Pseudodynamics(eqx.Module):
     trial_end: Float[Array, ""]
     drive: Float[Array, "..."]
 
-    def __init__(self, trial_end: ArrayLike, drive: ArrayLike = 1.0):
-        self.trial_end = jnp.asarray(trial_end)
-        self.drive = jnp.asarray(drive)
+    def __init__(self, trial_end: RealScalarLike, drive: ParamLike = 1.0):
+        # (as floating arrays: an int `trial_end` or `drive` would stay an int array)
+        self.trial_end = _as_float(trial_end)
+        self.drive = _as_float(drive)
+
+
+def _as_float(x: ParamLike) -> Float[Array, "..."]:
+    """`x` as an array, of the default floating dtype unless it is floating already."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
 
 def simulate(
     neuron: AbstractNeuron,
-    t1: ArrayLike,
+    t1: RealScalarLike,
     inputs: SpikeTrain | None = None,
-    w_in: Float[Array, "inputs neurons"] | None = None,
+    # (the shapes of `w_in`, `w_rec`, `y0` and the delays, `(inputs, neurons)`,
+    # `(neurons, neurons)`, `(neurons, state)` and what broadcasts to the weights, are
+    # checked below, with errors that name the shape expected)
+    w_in: Float[ArrayLike, "..."] | None = None,
     *,
-    w_rec: Float[Array, "neurons neurons"] | Synapses | None = None,
+    w_rec: Float[ArrayLike, "..."] | Synapses | None = None,
     delays: ArrayLike | None = None,
     input_delays: ArrayLike | None = None,
-    t0: ArrayLike = 0.0,
-    y0: Float[Array, "neurons state"] | None = None,
+    t0: RealScalarLike = 0.0,
+    y0: Float[ArrayLike, "..."] | None = None,
     max_spikes: int,
-    save_ts: Float[Array, " save"] | None = None,
+    save_ts: Float[ArrayLike, " save"] | None = None,
     throw: bool = True,
     loop: AbstractLoop | None = None,
     adjoint: AbstractAdjoint | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     root_finder: optx.AbstractRootFinder | None = None,
-    dt0: ArrayLike | None = None,
+    dt0: RealScalarLike | None = None,
     max_steps: int = 4096,
     max_segments: int | None = None,
     pseudodynamics: Pseudodynamics | None = None,

@@ -6,10 +6,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-from typing import Any
 
 import equinox as eqx
-from jaxtyping import Array, Bool, Float, Int, Scalar
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Scalar
 
 from ._gradients import AbstractAdjoint
 from ._results import CAPACITIES, RESULTS
@@ -51,7 +50,7 @@ class Simulation(eqx.Module):
     num_segments: Int[Array, ""]
 
     @property
-    def overflow(self) -> Bool[Array, ""]:
+    def overflow(self) -> Bool[Array, "*batch"]:
         """Whether a capacity was exceeded (`max_spikes`, `max_pending`, ...; the
         simulation then stopped at the first spike or arrival that did not fit)."""
         return functools.reduce(operator.or_, [self.result == r for r in CAPACITIES])
@@ -65,15 +64,15 @@ class Problem:
     `simulate` for the meaning of each field."""
 
     neuron: AbstractNeuron
-    t0: Any
-    t1: Any
+    t0: ArrayLike
+    t1: ArrayLike
     inputs: SpikeTrain | None
     w_in: Array | None
     w_rec: Array | Synapses | None
-    delays: Any
-    input_delays: Any
+    delays: ArrayLike | None
+    input_delays: ArrayLike | None
     y0: Float[Array, "neurons state"]
-    save_ts: Array | None
+    save_ts: Float[ArrayLike, " save"] | None
     max_spikes: int
     max_segments: int | None
     segment: AbstractSegment

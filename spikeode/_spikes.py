@@ -8,7 +8,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Real, ScalarLike
+
+from ._typing import RealScalarLike
+
+# Spike times as NumPy reads them: an array (or a number), or a sequence of numbers;
+# checked by the constructors themselves (dimensions, NaN, infinities).
+TimesLike = Real[ArrayLike, "..."] | Sequence[ScalarLike]
 
 
 class SpikeTrain(eqx.Module):
@@ -34,7 +40,9 @@ class SpikeTrain(eqx.Module):
     """
 
     times: Float[Array, "*batch capacity"]
-    neurons: Int[Array, "*batch capacity"]
+    # (of the same shape as `times`: `__check_init__` checks it, with an error that
+    # names both shapes)
+    neurons: Int[Array, "..."]
     num_neurons: int = eqx.field(static=True)
 
     def __check_init__(self):
@@ -79,7 +87,7 @@ class SpikeTrain(eqx.Module):
     @classmethod
     def from_lists(
         cls,
-        spike_times: Sequence[ArrayLike],
+        spike_times: Sequence[TimesLike],
         capacity: int | None = None,
         dtype=None,
     ) -> SpikeTrain:
@@ -109,7 +117,10 @@ class SpikeTrain(eqx.Module):
 
     @classmethod
     def from_per_neuron(
-        cls, times: ArrayLike, capacity: int | None = None, dtype=None
+        cls,
+        times: TimesLike | Sequence[Sequence[ScalarLike]],
+        capacity: int | None = None,
+        dtype=None,
     ) -> SpikeTrain:
         """Build a train from an array `times[neuron, k]` padded with `+inf`.
 
@@ -153,7 +164,7 @@ class SpikeTrain(eqx.Module):
         return cls(jnp.asarray(t, dtype), jnp.asarray(i, jnp.int32), num_neurons)
 
     # ----------------------------------------------------------------- validation
-    def validate(self, t0: float | None = None) -> SpikeTrain:
+    def validate(self, t0: RealScalarLike | None = None) -> SpikeTrain:
         """Check the train's invariants; usable inside `jit` (raises via
         `equinox.error_if`).
 
@@ -252,7 +263,7 @@ class SpikeTrain(eqx.Module):
         return _batched(one, self.times, self.neurons)
 
     def to_raster(
-        self, t0: float, t1: float, num_bins: int
+        self, t0: RealScalarLike, t1: RealScalarLike, num_bins: int
     ) -> Int[Array, "*batch num_bins num_neurons"]:
         """Dense raster: spike counts in `num_bins` equal bins of `[t0, t1)`."""
         dt = (t1 - t0) / num_bins
@@ -273,7 +284,11 @@ class SpikeTrain(eqx.Module):
 
     @classmethod
     def from_raster(
-        cls, raster: ArrayLike, t0: float, dt: float, capacity: int | None = None
+        cls,
+        raster: Real[ArrayLike, "..."] | Bool[ArrayLike, "..."] | Sequence[Sequence[ScalarLike]],
+        t0: float | int,
+        dt: float | int,
+        capacity: int | None = None,
     ) -> SpikeTrain:
         """Inverse of `to_raster` for 0/1 rasters `[bin, neuron]`: one spike at the
         start of every non-zero bin."""

@@ -3,7 +3,8 @@ by replaying stored steps, with tables read and buffers written in place."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import equinox.internal as eqxi

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, Real
 
 
 class Synapses(eqx.Module):
@@ -39,10 +41,11 @@ class Synapses(eqx.Module):
 
     def __init__(
         self,
-        pre: ArrayLike,
-        post: ArrayLike,
-        weight: ArrayLike,
-        delay: ArrayLike = 0.0,
+        # (shapes and index ranges checked below, with errors that name them)
+        pre: Int[ArrayLike, "..."] | Sequence[int],
+        post: Int[ArrayLike, "..."] | Sequence[int],
+        weight: Real[ArrayLike, "..."],
+        delay: Real[ArrayLike, "..."] = 0.0,
         *,
         num_pre: int,
         num_post: int | None = None,
@@ -98,7 +101,11 @@ class Synapses(eqx.Module):
 
     @classmethod
     def from_dense(
-        cls, weights: ArrayLike, delays: ArrayLike = 0.0, *, mask: ArrayLike | None = None
+        cls,
+        weights: Real[ArrayLike, "..."],
+        delays: Real[ArrayLike, "..."] = 0.0,
+        *,
+        mask: ArrayLike | None = None,
     ) -> Synapses:
         """The synapses of a dense weight matrix `weights[pre, post]` (every entry, or
         those where the concrete boolean `mask` is true), with `delays` broadcast to
@@ -128,8 +135,9 @@ class Synapses(eqx.Module):
     # ------------------------------------------------------------------ builders
     @classmethod
     def fixed_probability(
-        cls, seed: int, num_pre: int, num_post: int | None = None, *, p: float,
-        weight: ArrayLike, delay: ArrayLike = 0.0, self_connections: bool = False,
+        cls, seed: int, num_pre: int, num_post: int | None = None, *, p: float | int,
+        weight: Real[ArrayLike, "..."], delay: Real[ArrayLike, "..."] = 0.0,
+        self_connections: bool = False,
     ) -> Synapses:  # fmt: skip
         """Each pair `(pre, post)` connected independently with probability `p`
         (Bernoulli; without `pre == post` unless `self_connections`), from the NumPy
@@ -153,7 +161,8 @@ class Synapses(eqx.Module):
     @classmethod
     def fixed_in_degree(
         cls, seed: int, num_pre: int, num_post: int | None = None, *, k: int,
-        weight: ArrayLike, delay: ArrayLike = 0.0, self_connections: bool = False,
+        weight: Real[ArrayLike, "..."], delay: Real[ArrayLike, "..."] = 0.0,
+        self_connections: bool = False,
         pre_range: tuple[int, int] | None = None,
     ) -> Synapses:  # fmt: skip
         """Each postsynaptic neuron receives exactly `k` synapses from distinct
@@ -201,8 +210,9 @@ class Synapses(eqx.Module):
 
     @classmethod
     def excitatory_inhibitory(
-        cls, seed: int, num_neurons: int, *, k_exc: int, k_inh: int, w_exc: ArrayLike,
-        w_inh: ArrayLike, delay: ArrayLike = 0.0, frac_exc: float = 0.8,
+        cls, seed: int, num_neurons: int, *, k_exc: int, k_inh: int,
+        w_exc: Real[ArrayLike, "..."], w_inh: Real[ArrayLike, "..."],
+        delay: Real[ArrayLike, "..."] = 0.0, frac_exc: float | int = 0.8,
     ) -> Synapses:  # fmt: skip
         """A recurrent network whose first `round(frac_exc * num_neurons)` neurons are
         excitatory (outgoing weight `w_exc`) and the rest inhibitory (`w_inh`); every
@@ -220,7 +230,7 @@ class Synapses(eqx.Module):
         return cls.concatenate([exc, inh])
 
     @staticmethod
-    def concatenate(parts: list[Synapses]) -> Synapses:
+    def concatenate(parts: Sequence[Synapses]) -> Synapses:
         """One `Synapses` holding the rows of all `parts` (same population sizes), e.g.
         the excitatory and inhibitory blocks of a network."""
         if not parts:
@@ -239,7 +249,7 @@ class Synapses(eqx.Module):
         )
 
 
-def _per_pre(value: ArrayLike, pre: np.ndarray) -> Array:
+def _per_pre(value: Real[ArrayLike, "..."], pre: np.ndarray) -> Array:
     """A scalar, or per-presynaptic values gathered for each synapse."""
     value = jnp.asarray(value)
     return value if value.ndim == 0 else value[pre]

@@ -39,13 +39,14 @@ class _Lanes(eqx.Module):
 
 
 class _LaneConsts(eqx.Module):
+    # (`None` for the per-window fields in the template `_WindowConsts.lane`)
     model: object  # the one-neuron model, vmapped over lanes
     t_ref: Array  # (n,)
-    t_end: Array  # () window end
+    t_end: Array | None  # () window end
     span: Array  # () t1 - t0 (dummy lengths)
-    start: Array  # (n,) each lane's arrivals: arr_*[start:end] (any order)
-    end: Array  # (n,)
-    tie: Array  # (P + 1,) the arrivals' tie keys
+    start: Array | None  # (n,) each lane's arrivals: arr_*[start:end] (any order)
+    end: Array | None  # (n,)
+    tie: Array | None  # (P + 1,) the arrivals' tie keys
 
 
 class _Window(eqx.Module):

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, Real
 
 from ._spikes import SpikeTrain
 from .neurons._params import is_concrete as _is_concrete
@@ -24,13 +24,13 @@ def first_spike_times(train: SpikeTrain, t_silent: ArrayLike) -> Float[Array, "*
 
 def first_spike_loss(
     train: SpikeTrain,
-    label: Int[Array, ""],
+    label: Int[ArrayLike, "*#batch"],
     *,
     t_silent: ArrayLike,
     tau0: ArrayLike,
     alpha: ArrayLike = 0.0,
     tau1: ArrayLike = 1.0,
-) -> Float[Array, ""]:
+) -> Float[Array, "*batch"]:
     """Cross-entropy of first-spike times, the earliest neuron being the prediction
     (Goeltz et al. 2021; Wunderlich & Pehle 2021):
 
@@ -58,8 +58,8 @@ def first_spike_loss(
 
 def missing_spike_loss(
     train: SpikeTrain,
-    v_final: Float[Array, "*batch neurons"],
-    label: Int[Array, "*batch"],
+    v_final: Float[ArrayLike, "*batch neurons"],
+    label: Int[ArrayLike, "*#batch"],
     *,
     threshold: ArrayLike = 1.0,
 ) -> Float[Array, "*batch"]:
@@ -101,7 +101,7 @@ def missing_spike_loss(
 
 def silent_neuron_loss(
     train: SpikeTrain,
-    v_final: Float[Array, "batch neurons"],
+    v_final: Float[ArrayLike, "*batch neurons"],  # (batch, neurons): checked below
     *,
     threshold: ArrayLike = 1.0,
 ) -> Float[Array, ""]:
@@ -147,7 +147,7 @@ def first_spike_prediction(train: SpikeTrain) -> Int[Array, "*batch"]:
 
 
 def activity_regulariser(
-    counts: Float[Array, "*batch neurons"],
+    counts: Real[ArrayLike, "*batch neurons"],
     *,
     lower: ArrayLike = 0.0,
     lower_weight: ArrayLike = 0.0,
@@ -290,7 +290,8 @@ def spike_time_mse(
 
 
 def first_spikes_mse(
-    train: SpikeTrain, target_times: Float[ArrayLike, "*batch neurons k"]
+    train: SpikeTrain,
+    target_times: Float[ArrayLike, "..."],  # (*batch, neurons, k): checked below
 ) -> Float[Array, "*batch"]:
     r"""Mean squared error between the first `k` spike times of every neuron and
     `target_times[..., i, :]` (Klos & Memmesheimer's spike-time loss):
@@ -423,8 +424,8 @@ def van_rossum_distance(
 
 # ----------------------------------------------------------------- max-over-time readout
 def max_voltage_loss(
-    ys: Float[Array, "*batch save neurons state"],
-    label: Int[Array, "*batch"],
+    ys: Float[ArrayLike, "*batch save neurons state"] | None,  # None: a clear error
+    label: Int[ArrayLike, "*#batch"],
     *,
     column: int = 0,
 ) -> Float[Array, "*batch"]:
@@ -458,7 +459,7 @@ def max_voltage_loss(
 
 
 def max_voltage_prediction(
-    ys: Float[Array, "*batch save neurons state"], *, column: int = 0
+    ys: Float[ArrayLike, "*batch save neurons state"] | None, *, column: int = 0
 ) -> Int[Array, "*batch"]:
     """Index of the neuron with the largest voltage over the save times (ties: the
     lowest index); the prediction matching `max_voltage_loss`."""
@@ -488,7 +489,7 @@ def _voltage(name: str, ys, column: int) -> Array:
 
 # -------------------------------------------------------------------- spike counts
 def spike_count_loss(
-    train: SpikeTrain, label: Int[Array, "*batch"], *, scale: ArrayLike = 1.0
+    train: SpikeTrain, label: Int[ArrayLike, "*#batch"], *, scale: ArrayLike = 1.0
 ) -> Float[Array, "*batch"]:
     r"""Cross-entropy of the spike counts $c_k$ of the output neurons, the most
     active neuron being the prediction:

@@ -14,6 +14,7 @@ from ._simulate import simulate
 from ._simulation import Simulation
 from ._spikes import SpikeTrain
 from ._synapses import Synapses
+from ._typing import RealScalarLike
 from .neurons import AbstractFirstSpikeNeuron, AbstractNeuron, LIF
 from .neurons._base import require_capability
 
@@ -51,7 +52,7 @@ class _AbstractLayer(eqx.Module):
         return {}
 
     def __call__(
-        self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0, **kwargs: Any
+        self, inputs: SpikeTrain, t1: RealScalarLike, *, t0: RealScalarLike = 0.0, **kwargs: Any
     ) -> Simulation:
         """Simulate the layer on one input train over `[t0, t1]`.
 
@@ -116,8 +117,8 @@ class SpikingLayer(_AbstractLayer):
         max_spikes: int,
         loop: AbstractLoop | None = None,
         neuron: AbstractNeuron | None = None,
-        w_mean: float = 0.0,
-        w_std: float = 1.0,
+        w_mean: float | int = 0.0,
+        w_std: float | int = 1.0,
         input_delays: ArrayLike | None = None,
         dtype=None,
         key: PRNGKeyArray,
@@ -157,10 +158,10 @@ class RecurrentLayer(_AbstractLayer):
         *,
         max_spikes: int,
         neuron: AbstractNeuron | None = None,
-        w_mean: float = 0.0,
-        w_std: float = 1.0,
-        w_rec_mean: float = 0.0,
-        w_rec_std: float = 0.1,
+        w_mean: float | int = 0.0,
+        w_std: float | int = 1.0,
+        w_rec_mean: float | int = 0.0,
+        w_rec_std: float | int = 0.1,
         synapses: Synapses | None = None,
         delays: ArrayLike | None = None,
         input_delays: ArrayLike | None = None,
@@ -217,8 +218,8 @@ class FirstSpikeLayer(eqx.Module):
         num_neurons: int,
         *,
         neuron: AbstractNeuron | None = None,
-        w_mean: float = 0.0,
-        w_std: float = 1.0,
+        w_mean: float | int = 0.0,
+        w_std: float | int = 1.0,
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -228,7 +229,9 @@ class FirstSpikeLayer(eqx.Module):
         require_capability(self.neuron, AbstractFirstSpikeNeuron).exp_polynomial()  # fails now
         self.w_in = _init_weight(key, (num_inputs, num_neurons), w_mean, w_std, dtype)
 
-    def __call__(self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0) -> Simulation:
+    def __call__(
+        self, inputs: SpikeTrain, t1: RealScalarLike, *, t0: RealScalarLike = 0.0
+    ) -> Simulation:
         """Each neuron's first spike on one input train over `[t0, t1]`.
 
         **Returns:** the layer's [`spikeode.Simulation`][] (see
@@ -256,7 +259,7 @@ class Sequential(eqx.Module):
                 )
 
     def __call__(
-        self, inputs: SpikeTrain, t1: ArrayLike, *, t0: ArrayLike = 0.0, **kwargs: Any
+        self, inputs: SpikeTrain, t1: RealScalarLike, *, t0: RealScalarLike = 0.0, **kwargs: Any
     ) -> tuple[Simulation, ...]:
         """Run all layers on one input train; `**kwargs` go to every layer."""
         out = []

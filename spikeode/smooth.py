@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import diffrax
 import equinox as eqx
@@ -67,6 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar
 
+from ._typing import RealScalarLike
 from .neurons._params import as_param, check_positive, is_concrete as _is_concrete
 
 __all__ = [
@@ -88,6 +89,8 @@ InputLike = Union[
     diffrax.AbstractPath,
     tuple[Float[ArrayLike, " samples"], Float[ArrayLike, "samples inputs"]],
 ]
+# An input as `simulate_smooth` passes it to the model (samples interpolated by a path).
+PreparedInput = Union[None, Callable[[Scalar], Float[Array, " inputs"]], diffrax.AbstractPath]
 
 
 # ----------------------------------------------------------------------------- gate
@@ -278,7 +281,7 @@ class SmoothGatedNetwork(eqx.Module):
         and `s = 0` for every neuron."""
         return jnp.zeros((self.num_neurons, 2), self.dtype)
 
-    def input_current(self, t: Scalar, inputs: Any) -> Float[Array, " neurons"]:
+    def input_current(self, t: RealScalarLike, inputs: PreparedInput) -> Float[Array, " neurons"]:
         """`U i(t)` for an input prepared by `simulate_smooth` (None, a callable of
         `t`, or a Diffrax path)."""
         if inputs is None or self.num_inputs == 0:
@@ -287,27 +290,27 @@ class SmoothGatedNetwork(eqx.Module):
         return self.U @ jnp.asarray(i_t, self.dtype)
 
     def current(
-        self, t: Scalar, y: Float[Array, "neurons 2"], inputs: Any = None
+        self, t: RealScalarLike, y: Float[Array, "neurons 2"], inputs: PreparedInput = None
     ) -> Float[Array, " neurons"]:
         """The total current `I = U i(t) + W s + bias` into each neuron."""
         return self.input_current(t, inputs) + self.W @ y[:, 1] + self.bias
 
     def phase_velocity(
-        self, t: Scalar, y: Float[Array, "neurons 2"], inputs: Any = None
+        self, t: RealScalarLike, y: Float[Array, "neurons 2"], inputs: PreparedInput = None
     ) -> Float[Array, " neurons"]:
         """`dtheta/dt = ((1 - cos theta) + (1 + cos theta) I) / tau_v`."""
         c = jnp.cos(y[:, 0])
         return ((1 - c) + (1 + c) * self.current(t, y, inputs)) / self.tau_v
 
     def release_rate(
-        self, t: Scalar, y: Float[Array, "neurons 2"], inputs: Any = None
+        self, t: RealScalarLike, y: Float[Array, "neurons 2"], inputs: PreparedInput = None
     ) -> Float[Array, " neurons"]:
         """The source of the synaptic equation, `g(theta) dtheta/dt` (released amount
         per unit time; it integrates to 1 over a full crossing of the zone)."""
         return gate(y[:, 0], self.delta) * self.phase_velocity(t, y, inputs)
 
     def vector_field(
-        self, t: Scalar, y: Float[Array, "neurons 2"], args: Any = None
+        self, t: RealScalarLike, y: Float[Array, "neurons 2"], args: PreparedInput = None
     ) -> Float[Array, "neurons 2"]:
         """`dy/dt` with columns `(dtheta/dt, ds/dt)`.
 
@@ -372,7 +375,7 @@ class SmoothSolution(eqx.Module):
     outputs: Float[Array, "T outputs"]
     y1: Float[Array, "neurons 2"]
     num_steps: Int[Array, ""]
-    result: Any
+    result: diffrax.RESULTS
     solution: Optional[diffrax.Solution] = None
 
     def evaluate(self, t: ArrayLike) -> Float[Array, "neurons 2"]:
@@ -447,13 +450,13 @@ def simulate_smooth(
     t1: ArrayLike,
     *,
     t0: ArrayLike = 0.0,
-    y0: Optional[Float[ArrayLike, "neurons 2"]] = None,
+    y0: Optional[Float[ArrayLike, "..."]] = None,  # (neurons, 2): checked below
     ts: Optional[Float[ArrayLike, " T"]] = None,
     solver: Optional[diffrax.AbstractSolver] = None,
     stepsize_controller: Optional[diffrax.AbstractStepSizeController] = None,
     adjoint: Optional[diffrax.AbstractAdjoint] = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-8,
+    rtol: RealScalarLike = 1e-8,
+    atol: RealScalarLike = 1e-8,
     dt0: Optional[ArrayLike] = None,
     max_steps: int = 16384,
     dense: bool = False,

@@ -1,20 +1,29 @@
-"""Shared test set-up: all tests run in float64; `load_example` imports an example.
+"""Shared test set-up: all tests run in float64; the fixture `load_example` imports an
+example. What test modules share otherwise is in `helpers.py`.
 
 `make test` runs the suite on two pytest-xdist workers (`--dist loadscope
 --no-loadscope-reorder`); the hooks below choose the work units and their order.
 """
 
 import gc
-import importlib.util
 import pathlib
-import sys
 
 import jax
 import pytest
+from jaxtyping import install_import_hook
 
 jax.config.update("jax_enable_x64", True)
+# No implicit promotion: mixing dtypes (other than with Python scalars) or broadcasting
+# arrays of different ranks is an error, so that the library's casts are explicit.
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+# Every annotation of spikeode (argument and return types, jaxtyping shapes and dtypes,
+# Equinox module fields) checked at run time during the tests: installed before
+# spikeode is first imported (by `helpers`).
+install_import_hook("spikeode", "beartype.beartype")
+
+import helpers  # noqa: E402  (after the configuration above: it builds models)
 
 # Work units of `--dist loadscope`: a unit runs on one worker, and a free worker takes
 # the next one. By default a test module is one unit, so that its tests share module
@@ -90,31 +99,7 @@ def pytest_sessionfinish(session):
         gc.freeze()
 
 
-def assert_same_runs(a, ga, b, gb, *, min_spikes, time_tol=1e-12, grad_tol=1e-9):
-    """Two simulations `a`, `b` (with gradients `ga`, `gb` of one loss) agree: the same
-    spiking neurons in order, spike times within `time_tol`, final states, and every
-    gradient leaf within `grad_tol` relative to its largest entry."""
-    import numpy as np
-
-    k = int(a.spikes.num_spikes)
-    assert k > min_spikes
-    np.testing.assert_array_equal(a.spikes.neurons, b.spikes.neurons)
-    assert np.max(np.abs(np.asarray(a.spikes.times[:k] - b.spikes.times[:k]))) < time_tol
-    np.testing.assert_allclose(a.y_final, b.y_final, rtol=1e-9, atol=1e-12)
-    for x, y in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
-        scale = max(float(np.max(np.abs(x))), 1e-12)
-        assert float(np.max(np.abs(x - y))) / scale < grad_tol
-
-
-def _load_example(name: str):
-    """`examples/<name>.py` as a module (the examples are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def load_example():
-    return _load_example
+    """`load_example(name)`: `examples/<name>.py` as a module (`helpers.load_example`)."""
+    return helpers.load_example

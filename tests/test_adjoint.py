@@ -114,7 +114,12 @@ def _case(name):
     return g_solver, sim, report
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# (the numerical model's case takes a minute: slow suite; its backward solve runs in
+# test_eventprop_backward_failure_is_an_error, its row in `spikeode check`)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "adaptive-lif" else n
+             for n in CASES],
+)  # fmt: skip
 def test_eventprop_equals_solver_differentiation_and_finite_differences(name):
     g_solver, sim, report = _case(name)
     counts = np.bincount(np.asarray(sim.spikes.neurons), minlength=6)[:5]
@@ -123,6 +128,7 @@ def test_eventprop_equals_solver_differentiation_and_finite_differences(name):
     assert report.passed and report.max_rel_error <= 1e-6, str(report)
 
 
+@pytest.mark.slow  # (a minute; EventProp through the coupled loop: the cases above)
 def test_eventprop_through_a_feedforward_network_with_per_neuron_loops():
     layers = [
         so.nn.SpikingLayer(4, 8, max_spikes=80, loop=so.PerNeuronLoop(10),

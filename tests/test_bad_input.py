@@ -20,11 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 import pytest
+from helpers import JitRuntimeErr, RuntimeErr
 
 import spikeode as so
-
-RuntimeErr = eqx.EquinoxRuntimeError
-JitRuntimeErr = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError, ValueError)
 
 W2 = jnp.ones((2, 2))
 
@@ -390,32 +388,47 @@ def test_w_rec_wrong_shape():
 # ------------------------------------------------------------------ other call arguments
 
 
+def _bad_int(name, value):
+    """The error of a capacity `name` that is not a positive int: the library's
+    `ValueError`; for a float, the annotations' run-time check of the tests
+    (tests/conftest.py) may raise first, a `TypeError` that names the argument."""
+    if isinstance(value, int):
+        return pytest.raises(ValueError, match=f"`{name}` must be a positive int")
+    return pytest.raises(
+        (ValueError, TypeError), match=f"`{name}` must be a positive int|parameter '{name}'"
+    )
+
+
 @pytest.mark.parametrize("max_spikes", [0, -1, 2.0])
 def test_bad_max_spikes(max_spikes):
-    with pytest.raises(ValueError, match="`max_spikes` must be a positive int"):
+    with _bad_int("max_spikes", max_spikes):
         so.simulate(so.LIF(2), 0.1, max_spikes=max_spikes)
 
 
 @pytest.mark.parametrize(
-    "make, pattern",
-    [(lambda: so.CoupledLoop(max_pending=0), "`max_pending` must be a positive int"),
-     (lambda: so.PerNeuronLoop(2.0), "`max_spikes_per_neuron` must be a positive int"),
-     (lambda: so.EventDrivenLoop(max_pending=-1), "`max_pending` must be a positive int"),
-     (lambda: so.WindowedLoop(max_window_spikes=0), "`max_window_spikes` must be"),
-     (lambda: so.WindowedLoop(max_window_events=1.5), "`max_window_events` must be"),
-     (lambda: so.DirectAdjoint(checkpoints=0), "`checkpoints` must be a positive int"),
-     (lambda: so.EventPropAdjoint(checkpoints=-2), "`checkpoints` must be a positive int")],
+    "make, name, value",
+    [(so.CoupledLoop, "max_pending", 0),
+     (so.PerNeuronLoop, "max_spikes_per_neuron", 2.0),
+     (so.EventDrivenLoop, "max_pending", -1),
+     (so.WindowedLoop, "max_window_spikes", 0),
+     (so.WindowedLoop, "max_window_events", 1.5),
+     (so.DirectAdjoint, "checkpoints", 0),
+     (so.EventPropAdjoint, "checkpoints", -2)],
 )  # fmt: skip
-def test_bad_loop_and_adjoint_capacities(make, pattern):
-    with pytest.raises(ValueError, match=pattern):
-        make()
+def test_bad_loop_and_adjoint_capacities(make, name, value):
+    with _bad_int(name, value):
+        make(**{name: value})
 
 
 def test_loop_and_adjoint_of_the_wrong_kind():
-    """A string loop (the old API) or a Diffrax adjoint is refused with what to pass."""
-    with pytest.raises(TypeError, match="`loop` must be a spikeode.AbstractLoop"):
+    """A string loop (the old API) or a Diffrax adjoint is refused with what to pass
+    (or, first, by the annotations' run-time check of the tests, tests/conftest.py,
+    with a `TypeError` that names the argument)."""
+    with pytest.raises(TypeError, match="`loop` must be a spikeode.AbstractLoop|parameter 'loop'"):
         so.simulate(so.LIF(2), 0.1, max_spikes=5, loop="coupled")
-    with pytest.raises(TypeError, match=r"DirectAdjoint\(solver_adjoint=...\)"):
+    with pytest.raises(
+        TypeError, match=r"DirectAdjoint\(solver_adjoint=...\)|parameter 'adjoint'"
+    ):
         so.simulate(so.LIF(2), 0.1, max_spikes=5, adjoint=diffrax.ForwardMode())
 
 

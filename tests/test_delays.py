@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import assert_same_runs
+from helpers import assert_same_runs
 
 import spikeode as so
 from spikeode._verify import reference_lif

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_same_runs
+from helpers import assert_same_runs
 
 import spikeode as so
 from spikeode._verify import reference_lif
@@ -79,6 +79,7 @@ def test_event_loop_with_presynaptic_delays_matches_scipy_reference():
     _matches_reference(sim, neuron, inputs, w_in, w_rec, min_spikes=20, delays=d)
 
 
+@pytest.mark.slow  # (ExcInhLIF against SciPy: test_exc_inh_lif.py)
 def test_event_loop_two_port_lif_matches_coupled_loop():
     # ExcInhLIF: a closed form whose safe steps end at voltage peaks (found by
     # bisection): predictions that end in checks
@@ -88,6 +89,7 @@ def test_event_loop_two_port_lif_matches_coupled_loop():
     _compare(neuron, inputs, w_in, syn)
 
 
+@pytest.mark.slow  # (a minute; the default suite compares them with the coupled loop's)
 def test_event_loop_gradients_match_finite_differences():
     neuron, inputs, w_in, syn, _ = _sparse_network(3, n=10, p=0.4)
     fn = _loss_fn(inputs, syn, so.EventDrivenLoop())

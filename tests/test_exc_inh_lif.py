@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.optimize
+from helpers import JitRuntimeErr
 
 import spikeode as so
 from spikeode._verify import reference_simulate
-
-JitRuntimeErr = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError, ValueError)
 
 
 def _rhs_numpy(par):

@@ -14,12 +14,16 @@ import pytest
 import spikeode as so
 from spikeode._verify import CHECKS
 
-# The rows that take longest run in the slow suite (`make test-slow`; all rows run in
-# `make check`). The default suite covers those models by their own tests:
-# tests/test_numerical_models.py (EIF, adaptive LIF against SciPy), test_adjoint.py
-# (adaptive LIF gradients), test_qif.py (pseudodynamics), test_smooth.py (gated
-# networks), the feed-forward LIF by the other rows and test_first_spike.py.
-SLOW_CHECKS = ("exp-if", "adaptive-lif", "qif-pseudo", "lif-feedforward", "smooth-gated")
+# The rows that take longest, or whose models the default suite verifies by their own
+# tests, run in the slow suite (`make test-slow`; all rows run in `make check`):
+# tests/test_numerical_models.py (EIF, adaptive LIF against SciPy), test_qif.py
+# (pseudodynamics, theta neurons against closed forms), test_smooth.py (gated
+# networks), test_first_spike.py (closed-form first spikes, gradients against finite
+# differences), test_lif_exactness.py (constant drive), test_adjoint.py (a recurrent
+# LIF network and theta neurons: gradients against finite differences), the
+# feed-forward LIF by the other rows.
+SLOW_CHECKS = ("exp-if", "adaptive-lif", "qif-pseudo", "lif-feedforward", "smooth-gated",
+               "first-spikes", "theta", "lif-recurrent", "lif-constant")
 
 
 @pytest.mark.parametrize(

@@ -13,29 +13,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import CAPABILITIES, MODELS
 
 import spikeode as so
 from spikeode._segment import _one_neuron_model, lane_models
 from spikeode._solver import default_solver
 from spikeode.neurons import AbstractQIF, ClosedFormQIF, GeneralQIF
 
-N = 3
-PER = jnp.array([1.0, 1.5, 2.0])
-
-# every library model, with some per-neuron parameters, and its capabilities
-# (flow, first spikes, phase model)
-MODELS = {
-    "LIF": (so.LIF(N, tau_mem=0.02 * PER, refractory_period=1e-3 * PER), (1, 1, 0)),
-    "NonLeakyIF": (so.NonLeakyIF(N, threshold=PER), (1, 1, 0)),
-    "AlphaIF": (so.AlphaIF(N, tau=PER), (1, 0, 0)),
-    "ExcInhLIF": (so.ExcInhLIF(N, tau_inh=0.01 * PER), (1, 0, 0)),
-    "AdaptiveLIF": (so.AdaptiveLIF(N, adapt_jump=0.1 * PER), (0, 0, 0)),
-    "ExpIF": (so.ExpIF(N, v_peak=PER + 1.0), (0, 0, 0)),
-    "ThetaNeuron": (so.ThetaNeuron(N, bias=PER), (1, 0, 1)),
-    "QIF": (so.QIF(N, tau_mem=PER), (1, 0, 1)),
-    "QIF(bias)": (so.QIF(N, tau_syn=PER, bias=0.5), (0, 0, 1)),
-}
-CAPABILITIES = (so.AbstractFlowNeuron, so.AbstractFirstSpikeNeuron, so.AbstractPhaseNeuron)
+N = 3  # (the models of helpers.MODELS)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.optimize
+from helpers import JitRuntimeErr
 
 import spikeode as so
 from spikeode._solver import default_solver
@@ -33,9 +34,6 @@ from spikeode._verify._numerical import reference_adaptive_lif, reference_exp_if
 from spikeode._verify._result import _spike_error
 from spikeode.neurons._adaptive import AdaptiveLIF
 from spikeode.neurons._eif import ExpIF
-
-JitRuntimeErr = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError, ValueError)
-
 
 # The networks of the `spikeode check` rows "adaptive-lif" and "exp-if" (spike times
 # vs SciPy, gradients vs finite differences) run in tests/test_gradients.py.

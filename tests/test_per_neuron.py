@@ -54,7 +54,11 @@ def _loss(build, per_neuron, **kw):
     return fn
 
 
-@pytest.mark.parametrize("build", [_lif_layer, _theta_layer], ids=["lif", "theta"])
+@pytest.mark.parametrize(
+    # (theta layers per neuron: also in test_per_neuron_pseudodynamics_matches_the_coupled_loop)
+    "build", [_lif_layer, pytest.param(_theta_layer, marks=pytest.mark.slow)],
+    ids=["lif", "theta"],
+)
 def test_per_neuron_loop_matches_the_coupled_loop(build):
     p = _params()
     save_ts = jnp.linspace(0.0, T1, 7)

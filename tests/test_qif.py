@@ -11,11 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import RuntimeErr
 
 import spikeode as so
 from spikeode._verify._formulas import theta_population
-
-RuntimeErr = eqx.EquinoxRuntimeError
 
 
 def _valid_times(train):
@@ -149,6 +148,7 @@ def test_pseudodynamics_give_the_missing_spike_a_gradient():
     assert report.grad < -1e-3  # a larger w2 pulls the pseudospike towards 7.5
 
 
+@pytest.mark.slow  # (a training run; the gradient through pseudospikes: the test above)
 def test_silent_layered_theta_network_learns_through_pseudospikes():
     """An initially silent 3-4-2 network of excitable theta neurons (Klos &
     Memmesheimer's deep set-up): every neuron gets a gradient through pseudospikes,

@@ -154,7 +154,7 @@ def test_release_follows_phase_in_recurrent_network():
     )
     y0 = jnp.stack([jnp.asarray(rng.uniform(-3, 3, N)), jnp.asarray(rng.uniform(0, 1, N))], 1)
     y, released = _released(model, y0, _grid(10.0))
-    expected = gate_primitive(y[:, :, 0], model.delta) - gate_primitive(y0[:, 0], model.delta)
+    expected = gate_primitive(y[:, :, 0], model.delta) - gate_primitive(y0[None, :, 0], model.delta)
     assert float(jnp.max(jnp.abs(released - expected))) < 1e-10
     assert float(jnp.min(released[-1])) > 2.9  # several full crossings each
     # the source of the synaptic equation is the model's release rate g(theta) dtheta/dt
@@ -184,7 +184,7 @@ def test_stalled_crossing_releases_graded_amount():
     np.testing.assert_allclose(np.asarray(y[-1, :, 0]), np.pi + x_star, rtol=0, atol=1e-9)
     np.testing.assert_allclose(np.asarray(released[-1]), expected, rtol=0, atol=1e-10)
     assert np.all((expected > 0.5) & (expected < 0.98)) and np.all(np.diff(expected) < 0)
-    path = gate_primitive(y[:, :, 0], 1.0) - gate_primitive(y0[:, 0], 1.0)
+    path = gate_primitive(y[:, :, 0], 1.0) - gate_primitive(y0[None, :, 0], 1.0)
     assert float(jnp.max(jnp.abs(released - path))) < 1e-10
 
 
@@ -392,7 +392,8 @@ def test_bad_simulation_arguments():
         simulate_smooth(net, None, 1.0, dense=True, adjoint=diffrax.BacksolveAdjoint())
     no_dense = SmoothSolution(
         ts=jnp.ones(1), theta=jnp.zeros((1, 3)), s=jnp.zeros((1, 3)),
-        outputs=jnp.zeros((1, 1)), y1=jnp.zeros((3, 2)), num_steps=jnp.array(1), result=None,
+        outputs=jnp.zeros((1, 1)), y1=jnp.zeros((3, 2)), num_steps=jnp.array(1),
+        result=diffrax.RESULTS.successful,
     )
     with pytest.raises(ValueError, match="dense=True"):
         spike_times(no_dense)

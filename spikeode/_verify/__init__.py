@@ -64,6 +64,11 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
 }
 
 
+# The checks that take longest (numerical models, pseudodynamics, two layers: 40-85 s
+# each on a loaded 2-core machine, the others 15-40 s).
+_LONGEST = ("adaptive-lif", "qif-pseudo", "exp-if", "lif-feedforward", "smooth-gated")
+
+
 def _run_one(name: str) -> CheckResult:
     """One check, timed (also the work of a `run_checks` worker process)."""
     jax.config.update("jax_enable_x64", True)
@@ -103,8 +108,11 @@ def run_checks(
     # fresh interpreters ("spawn": JAX's threads do not survive a fork), each running
     # several checks, so that checks in one process share its compiled functions
     context = multiprocessing.get_context("spawn")
+    # the longest checks first (longest processing time first), so that no worker is
+    # left with a long one at the end
+    order = sorted(names, key=lambda n: n not in _LONGEST)
     with concurrent.futures.ProcessPoolExecutor(min(workers, len(names)), context) as pool:
-        futures = {pool.submit(_run_one, name): name for name in names}
+        futures = {pool.submit(_run_one, name): name for name in order}
         done = {}
         for future in concurrent.futures.as_completed(futures):
             done[futures[future]] = future.result()

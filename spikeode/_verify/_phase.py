@@ -76,13 +76,14 @@ def check_theta() -> CheckResult:
         return _loss_of_times(s.spikes, t1), s
 
     params = (w_in, w_rec, neuron.tau, neuron.bias, times)
-    sim = fn(params)[1]
+    rep = check_grads(fn, params)
+    sim = rep.aux  # (the unperturbed simulation: check_grads ran it, compiled)
     ref = theta_population(
         neuron.tau, neuron.bias, t1, np.asarray(times), np.asarray(ids), w_in, w_rec
     )
     return _result(
         "ThetaNeuron", "3 inputs -> 4 recurrent", sim, _spike_error(sim.spikes, ref),
-        "closed form (V)", 1e-10, check_grads(fn, params),
+        "closed form (V)", 1e-10, rep,
         "params: w_in, w_rec, tau, bias, input spike times", (fn, params),
     )
 
@@ -107,15 +108,15 @@ def _qif_check(pseudo: bool) -> CheckResult:
     params = (w_in, w_rec, neuron.tau_mem, times, jnp.asarray(1.0))
     if not pseudo:
         params = params[:4] + (None,)
-    sim = fn(params)[1]
+    rep = check_grads(fn, params)
+    sim = rep.aux  # (the unperturbed simulation: check_grads ran it, compiled)
     ref = reference_qif(
         neuron.tau_mem, t1, SpikeTrain(times, ids, 3), w_in, w_rec,
         trial_end=trial_end, drive=1.0,
     )  # fmt: skip
     return _result(
         "QIF", "3 inputs -> 4 recurrent" + (" + pseudo" if pseudo else ""), sim,
-        _spike_error(sim.spikes, ref), "SciPy DOP853", 1e-8 if pseudo else 1e-10,
-        check_grads(fn, params),
+        _spike_error(sim.spikes, ref), "SciPy DOP853", 1e-8 if pseudo else 1e-10, rep,
         "params: w_in, w_rec, tau_mem, input spike times"
         + (", drive; pseudo phase by Tsit5 (rtol 1e-10)" if pseudo else ""), (fn, params),
     )

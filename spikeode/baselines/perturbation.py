@@ -44,6 +44,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .. import nn as _nn
 from .._simulate import simulate as _simulate
 from .._spikes import SpikeTrain
+from .._typing import RealScalarLike
 
 __all__ = [
     "weight_perturbation",
@@ -136,9 +137,9 @@ def weight_perturbation(
     params: PyTree,
     key: PRNGKeyArray,
     *,
-    sigma: float,
+    sigma: RealScalarLike,
     trials: int,
-    baseline: str | float | Float[Array, ""] = "unperturbed",
+    baseline: str | float | int | Float[Array, ""] = "unperturbed",
     chunk_size: int | None = None,
     per_trial: bool = False,
 ) -> tuple[Float[Array, ""], PyTree]:
@@ -205,9 +206,9 @@ def node_perturbation(
     *,
     noise_shape: tuple[int, ...],
     eligibility: Callable[[Any, Array], PyTree],
-    sigma: float,
+    sigma: RealScalarLike,
     trials: int,
-    baseline: str | float | Float[Array, ""] = "unperturbed",
+    baseline: str | float | int | Float[Array, ""] = "unperturbed",
     chunk_size: int | None = None,
     per_trial: bool = False,
 ) -> tuple[Float[Array, ""], PyTree]:
@@ -265,7 +266,7 @@ def node_perturbation(
     return loss0, _reduce(adv, elig, sigma**2, per_trial)
 
 
-def noise_grid(t0: float, t1: float, num_bins: int) -> Float[Array, " num_bins"]:
+def noise_grid(t0: float | int, t1: float | int, num_bins: int) -> Float[Array, " num_bins"]:
     """The times `t0 + k (t1 - t0) / num_bins`, `k = 0 .. num_bins - 1`, at which
     `network_node_perturbation` kicks the neurons.
 
@@ -319,14 +320,14 @@ def network_node_perturbation(
     loss_fn: Callable[[Any], Float[Array, ""]],
     layer: _nn.SpikingLayer | _nn.RecurrentLayer,
     inputs: SpikeTrain | None,
-    t1: float,
+    t1: float | int,
     key: PRNGKeyArray,
     *,
-    sigma: float,
+    sigma: RealScalarLike,
     trials: int,
     num_bins: int,
-    t0: float = 0.0,
-    baseline: str | float | Float[Array, ""] = "unperturbed",
+    t0: float | int = 0.0,
+    baseline: str | float | int | Float[Array, ""] = "unperturbed",
     chunk_size: int | None = None,
     per_trial: bool = False,
     **simulate_kwargs: Any,

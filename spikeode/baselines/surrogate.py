@@ -51,6 +51,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from .._spikes import SpikeTrain
+from .._typing import RealScalarLike
 from ..losses import activity_regulariser
 
 SURROGATES = ("superspike", "sigmoid", "esser")
@@ -73,7 +74,9 @@ def _check_choice(fn: str, arg: str, value, choices) -> None:
         raise ValueError(f"{fn}: `{arg}` must be one of {list(choices)}, got {value!r}.")
 
 
-def _check_positive_number(fn: str, arg: str, value) -> float:
+def _check_positive_number(fn: str, arg: str, value) -> float | Array:
+    """`value` as a Python float, after checking that it is positive and finite; a
+    traced value (inside `jit`) is returned as it is, unchecked."""
     if isinstance(value, jax.core.Tracer):
         return value
     try:
@@ -156,7 +159,11 @@ def spike(
 
 # --------------------------------------------------------------------- input binning
 def bin_spikes(
-    train: SpikeTrain, dt: float, num_steps: int, t0: float = 0.0, dtype=None
+    train: SpikeTrain,
+    dt: RealScalarLike,
+    num_steps: int,
+    t0: RealScalarLike = 0.0,
+    dtype=None,
 ) -> Float[Array, "*batch num_steps num_neurons"]:
     """Bin a (batched) [`spikeode.SpikeTrain`][] onto the time grid
     `t_k = t0 + k dt`, `k = 0, ..., num_steps - 1`.
@@ -234,12 +241,12 @@ class TimeSteppedLIF(eqx.Module):
 
     def __init__(
         self,
-        tau_mem: float = 20e-3,
-        tau_syn: float = 5e-3,
-        threshold: float = 1.0,
-        v_reset: float = 0.0,
-        bias: float = 0.0,
-        dt: float = 1e-3,
+        tau_mem: float | int = 20e-3,
+        tau_syn: float | int = 5e-3,
+        threshold: float | int = 1.0,
+        v_reset: float | int = 0.0,
+        bias: float | int = 0.0,
+        dt: float | int = 1e-3,
         integrator: str = "exact",
     ):
         name = "TimeSteppedLIF"
@@ -317,7 +324,7 @@ class SurrogateNetwork(eqx.Module):
         *,
         neuron: TimeSteppedLIF | None = None,
         surrogate: str = "superspike",
-        beta: float = 100.0,
+        beta: float | int = 100.0,
         detach_reset: bool = True,
         readout: str = "max",
         w_init=None,
@@ -433,12 +440,12 @@ class SurrogateNetwork(eqx.Module):
 def surrogate_loss(
     net: SurrogateNetwork,
     x: Float[Array, "batch steps inputs"],
-    labels: Int[ArrayLike, " batch"],
+    labels: Int[ArrayLike, "..."],  # (batch,): checked below
     *,
-    lower: float = 0.0,
-    lower_weight: float = 0.0,
-    upper: float = float("inf"),
-    upper_weight: float = 0.0,
+    lower: RealScalarLike = 0.0,
+    lower_weight: RealScalarLike = 0.0,
+    upper: RealScalarLike = float("inf"),
+    upper_weight: RealScalarLike = 0.0,
 ) -> tuple[Float[Array, ""], dict]:
     """Mean cross-entropy of `softmax(logits)` over a batch plus Zenke & Vogels'
     activity regularisers on every hidden layer (through

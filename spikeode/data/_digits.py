@@ -90,12 +90,12 @@ def digits(
 
 def digits_spikes(
     split: str,
-    t_min: float,
-    t_max: float,
+    t_min: float | int,
+    t_max: float | int,
     *,
     test_fraction: float = 0.2,
     seed: int = 0,
-    bias_time: float | None = None,
+    bias_time: float | int | None = None,
     dtype=None,
 ):
     """The 8x8 digits as latency-coded input spikes: one input neuron per pixel.

@@ -139,8 +139,8 @@ def randman(
 
 
 def randman_spikes(
-    t_min: float,
-    t_max: float,
+    t_min: float | int,
+    t_max: float | int,
     *,
     num_classes: int = 10,
     num_inputs: int = 20,
@@ -151,7 +151,7 @@ def randman_spikes(
     num_components: int = 3,
     sample_seed: int | None = None,
     invert: bool = False,
-    bias_time: float | None = None,
+    bias_time: float | int | None = None,
     dtype=None,
 ):
     """Randman data as latency-coded spikes: one spike per input neuron.

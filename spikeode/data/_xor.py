@@ -10,7 +10,11 @@ from ._encoding import _check_time, _check_window, add_bias_spike
 
 
 def xor_spikes(
-    t_early: float, t_late: float, bias_time: float | None = None, *, dtype=None
+    t_early: float | int,
+    t_late: float | int,
+    bias_time: float | int | None = None,
+    *,
+    dtype=None,
 ):
     """The four XOR patterns coded in spike times.
 

@@ -132,9 +132,9 @@ def yinyang(
 
 def yinyang_spikes(
     split: str,
-    t_min: float,
-    t_max: float,
-    bias_time: float | None,
+    t_min: float | int,
+    t_max: float | int,
+    bias_time: float | int | None,
     *,
     size: int | None = None,
     seed: int | None = None,

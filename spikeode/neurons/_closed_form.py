@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._base import AbstractFirstSpikeNeuron, AbstractFlowNeuron, ExpPolynomial
-from ._params import as_param
+from ._params import as_param, ParamLike
 from ._two_state import AbstractIF, peak_step_end
 
 
@@ -41,11 +41,11 @@ class NonLeakyIF(AbstractIF, AbstractFlowNeuron, AbstractFirstSpikeNeuron):
     def __init__(
         self,
         num_neurons: int,
-        tau_syn: ArrayLike = 1.0,
-        threshold: ArrayLike = 1.0,
-        v_reset: ArrayLike = 0.0,
-        bias: ArrayLike = 0.0,
-        refractory_period: ArrayLike = 0.0,
+        tau_syn: ParamLike = 1.0,
+        threshold: ParamLike = 1.0,
+        v_reset: ParamLike = 0.0,
+        bias: ParamLike = 0.0,
+        refractory_period: ParamLike = 0.0,
     ):
         n = self._init_common(
             num_neurons, threshold, v_reset, refractory_period, tau_syn=tau_syn
@@ -114,10 +114,10 @@ class AlphaIF(AbstractIF, AbstractFlowNeuron):
     def __init__(
         self,
         num_neurons: int,
-        tau: ArrayLike = 1.0,
-        threshold: ArrayLike = 1.0,
-        v_reset: ArrayLike = 0.0,
-        refractory_period: ArrayLike = 0.0,
+        tau: ParamLike = 1.0,
+        threshold: ParamLike = 1.0,
+        v_reset: ParamLike = 0.0,
+        refractory_period: ParamLike = 0.0,
     ):
         self._init_common(num_neurons, threshold, v_reset, refractory_period, tau=tau)
 

@@ -8,9 +8,9 @@ from typing import ClassVar
 import equinox as eqx
 import jax.lax as lax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
-from ._params import as_param
+from ._params import as_param, ParamLike
 from ._two_state import AbstractIF
 
 # Beyond this many `delta_T` above `v_peak` the exponential is continued linearly
@@ -67,15 +67,15 @@ class ExpIF(AbstractIF):
     def __init__(
         self,
         num_neurons: int,
-        tau_mem: ArrayLike = 20e-3,
-        tau_syn: ArrayLike = 5e-3,
-        v_rest: ArrayLike = 0.0,
-        v_T: ArrayLike = 1.0,
-        delta_T: ArrayLike = 0.2,
-        v_peak: ArrayLike = 2.0,
-        v_reset: ArrayLike = 0.0,
-        bias: ArrayLike = 0.0,
-        refractory_period: ArrayLike = 0.0,
+        tau_mem: ParamLike = 20e-3,
+        tau_syn: ParamLike = 5e-3,
+        v_rest: ParamLike = 0.0,
+        v_T: ParamLike = 1.0,
+        delta_T: ParamLike = 0.2,
+        v_peak: ParamLike = 2.0,
+        v_reset: ParamLike = 0.0,
+        bias: ParamLike = 0.0,
+        refractory_period: ParamLike = 0.0,
     ):
         n = self._init_common(
             num_neurons, v_peak, v_reset, refractory_period,

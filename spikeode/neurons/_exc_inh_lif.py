@@ -8,11 +8,11 @@ from typing import ClassVar
 import equinox as eqx
 import jax.lax as lax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._base import AbstractFlowNeuron
 from ._lif import two_exp_kernel
-from ._params import as_param
+from ._params import as_param, ParamLike
 from ._two_state import AbstractIF
 
 # `safe_step_end` locates a voltage maximum by bisection, stopped per neuron as soon as
@@ -78,13 +78,13 @@ class ExcInhLIF(AbstractIF, AbstractFlowNeuron):
     def __init__(
         self,
         num_neurons: int,
-        tau_mem: ArrayLike = 20e-3,
-        tau_exc: ArrayLike = 5e-3,
-        tau_inh: ArrayLike = 10e-3,
-        threshold: ArrayLike = 1.0,
-        v_reset: ArrayLike = 0.0,
-        bias: ArrayLike = 0.0,
-        refractory_period: ArrayLike = 0.0,
+        tau_mem: ParamLike = 20e-3,
+        tau_exc: ParamLike = 5e-3,
+        tau_inh: ParamLike = 10e-3,
+        threshold: ParamLike = 1.0,
+        v_reset: ParamLike = 0.0,
+        bias: ParamLike = 0.0,
+        refractory_period: ParamLike = 0.0,
     ):
         n = self._init_common(
             num_neurons, threshold, v_reset, refractory_period,

@@ -6,10 +6,10 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._base import AbstractFirstSpikeNeuron, AbstractFlowNeuron, ExpPolynomial
-from ._params import as_param
+from ._params import as_param, ParamLike
 from ._two_state import AbstractIF, peak_step_end
 
 
@@ -83,12 +83,12 @@ class LIF(AbstractIF, AbstractFlowNeuron, AbstractFirstSpikeNeuron):
     def __init__(
         self,
         num_neurons: int,
-        tau_mem: ArrayLike = 20e-3,
-        tau_syn: ArrayLike = 5e-3,
-        threshold: ArrayLike = 1.0,
-        v_reset: ArrayLike = 0.0,
-        bias: ArrayLike = 0.0,
-        refractory_period: ArrayLike = 0.0,
+        tau_mem: ParamLike = 20e-3,
+        tau_syn: ParamLike = 5e-3,
+        threshold: ParamLike = 1.0,
+        v_reset: ParamLike = 0.0,
+        bias: ParamLike = 0.0,
+        refractory_period: ParamLike = 0.0,
     ):
         n = self._init_common(
             num_neurons, threshold, v_reset, refractory_period, tau_mem=tau_mem, tau_syn=tau_syn

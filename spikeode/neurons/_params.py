@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import ArrayLike, Real, ScalarLike
+
+# A neuron parameter as the constructors take it: a real number, shared by the
+# population, or one per neuron (an array or a sequence of numbers). `as_param`
+# converts it and checks its shape.
+ParamLike = Real[ArrayLike, "..."] | Sequence[ScalarLike]
 
 
 def is_concrete(*xs) -> bool:
@@ -13,7 +21,7 @@ def is_concrete(*xs) -> bool:
     return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
-def as_param(name: str, value, num_neurons: int) -> jax.Array:
+def as_param(name: str, value: ParamLike, num_neurons: int) -> jax.Array:
     """Convert a parameter to a floating array of shape `()` or `(num_neurons,)`."""
     x = jnp.asarray(value)
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)

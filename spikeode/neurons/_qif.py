@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._base import AbstractFlowNeuron, AbstractPhaseNeuron
-from ._params import as_param, check_num_neurons, check_positive
+from ._params import as_param, check_num_neurons, check_positive, ParamLike
 
 _TAYLOR_COS = (1.0, -1 / 2, 1 / 24, -1 / 720, 1 / 40320, -1 / 3628800)
 _TAYLOR_SIN = (1.0, -1 / 6, 1 / 120, -1 / 5040, 1 / 362880, -1 / 39916800)
@@ -141,7 +141,7 @@ class ThetaNeuron(_AbstractPhaseForm, AbstractFlowNeuron):
     tau: Float[Array, "..."]
     bias: Float[Array, "..."]
 
-    def __init__(self, num_neurons: int, tau: ArrayLike = 1.0, bias: ArrayLike = 0.0):
+    def __init__(self, num_neurons: int, tau: ParamLike = 1.0, bias: ParamLike = 0.0):
         n = self.num_neurons = check_num_neurons("ThetaNeuron", num_neurons)
         self.tau = check_positive("ThetaNeuron tau", as_param("tau", tau, n))
         self.bias = as_param("bias", bias, n)
@@ -262,7 +262,7 @@ class ClosedFormQIF(AbstractQIF, AbstractFlowNeuron):
     num_neurons: int = eqx.field(static=True)
     tau_mem: Float[Array, "..."]
 
-    def __init__(self, num_neurons: int, tau_mem: ArrayLike = 1.0):
+    def __init__(self, num_neurons: int, tau_mem: ParamLike = 1.0):
         n = self.num_neurons = check_num_neurons("QIF", num_neurons)
         self.tau_mem = check_positive("QIF tau_mem", as_param("tau_mem", tau_mem, n))
 
@@ -334,9 +334,9 @@ class GeneralQIF(AbstractQIF):
     def __init__(
         self,
         num_neurons: int,
-        tau_mem: ArrayLike = 1.0,
-        tau_syn: ArrayLike | None = None,
-        bias: ArrayLike = 0.0,
+        tau_mem: ParamLike = 1.0,
+        tau_syn: ParamLike | None = None,
+        bias: ParamLike = 0.0,
     ):
         n = self.num_neurons = check_num_neurons("QIF", num_neurons)
         self.tau_mem = check_positive("QIF tau_mem", as_param("tau_mem", tau_mem, n))
@@ -353,9 +353,9 @@ class GeneralQIF(AbstractQIF):
 
 def QIF(
     num_neurons: int,
-    tau_mem: ArrayLike = 1.0,
-    tau_syn: ArrayLike | None = None,
-    bias: ArrayLike | None = None,
+    tau_mem: ParamLike = 1.0,
+    tau_syn: ParamLike | None = None,
+    bias: ParamLike | None = None,
 ) -> AbstractQIF:
     r"""Quadratic integrate-and-fire neurons with exponential current synapses
     (Klos & Memmesheimer 2025):

@@ -6,10 +6,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, Float
 
 from ._base import AbstractFlowNeuron, AbstractNeuron
-from ._params import as_param, check_num_neurons, check_positive
+from ._params import as_param, check_num_neurons, check_positive, ParamLike
 
 
 class AbstractIF(AbstractNeuron):
@@ -38,10 +38,10 @@ class AbstractIF(AbstractNeuron):
     def _init_common(
         self,
         num_neurons: int,
-        threshold: ArrayLike,
-        v_reset: ArrayLike,
-        refractory_period: ArrayLike,
-        **positive: ArrayLike,
+        threshold: ParamLike,
+        v_reset: ParamLike,
+        refractory_period: ParamLike,
+        **positive: ParamLike,
     ) -> int:
         """Convert and check the shared parameters and the positive ones (from
         `__init__`); returns `num_neurons`."""

@@ -52,8 +52,11 @@ def _train_steps(params, opt_state, xs, ys, static, config, steps_per_epoch):
             if d > 1:  # the mean over the batch is the mean of the shares' means
                 loss, acc, grads = lax.pmean((loss, acc, grads), "batch")
                 fired = lax.psum(fired, "batch")
-            updates, opt_state = opt.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
+            # (Optax's Adam mixes its int32 step count with float parameters: standard
+            # promotion also where a caller runs JAX with strict promotion)
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = opt.update(grads, opt_state, params)
+                params = optax.apply_updates(params, updates)
             params = _bump_silent(params, fired, config.hidden_bump)
             return (params, opt_state), (loss, acc)
 

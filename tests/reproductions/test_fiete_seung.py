@@ -130,14 +130,18 @@ def test_node_perturbation_unbiased_on_linear_nodes(baseline):
 def test_bad_arguments():
     f = lambda p: quadratic(p)  # noqa: E731
     key = jax.random.PRNGKey(0)
+    # (an argument of the wrong type: the library's ValueError, or first the TypeError of
+    # the annotations' run-time check that the tests install, tests/conftest.py, which
+    # names the argument)
+    wrong = (ValueError, TypeError)
     for sigma in (0.0, -1.0, float("nan"), "a", None):
-        with pytest.raises(ValueError, match="sigma"):
+        with pytest.raises(wrong, match="sigma"):
             pert.weight_perturbation(f, PARAMS, key, sigma=sigma, trials=4)
     for trials in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="trials"):
+        with pytest.raises(wrong, match="trials"):
             pert.weight_perturbation(f, PARAMS, key, sigma=0.1, trials=trials)
     for baseline in ("running", None, jnp.ones(2), True):
-        with pytest.raises(ValueError, match="baseline"):
+        with pytest.raises(wrong, match="baseline"):
             pert.weight_perturbation(f, PARAMS, key, sigma=0.1, trials=4, baseline=baseline)
     with pytest.raises(ValueError, match="trials >= 2"):
         pert.weight_perturbation(f, PARAMS, key, sigma=0.1, trials=1, baseline="mean")
@@ -155,7 +159,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="trials"):
         pert.network_node_perturbation(loss, layer, inputs, 0.05, key, sigma=0.1,
                                        trials=0, num_bins=4)
-    with pytest.raises(ValueError, match="layer"):
+    with pytest.raises(wrong, match="layer"):
         pert.network_node_perturbation(loss, so.LIF(3), inputs, 0.05, key, sigma=0.1,
                                        trials=2, num_bins=4)
     with pytest.raises(ValueError, match="inputs"):

@@ -1,4 +1,4 @@
-"""Reproductions of published results stay correct (their `--fast` modes)."""
+"""Mostafa (2017) reproduced: the example's `--fast` mode stays correct."""
 
 from __future__ import annotations
 
