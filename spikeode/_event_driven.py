@@ -2,12 +2,11 @@
 event, with its next own event predicted exactly: its next threshold crossing, or the
 time up to which its prediction is known to hold (the end of the model's safe step;
 a refractory period is part of the prediction). An event changes only the neurons it
-reaches: a spike its
-neuron and its targets, each advanced to the spike time by the closed-form flow and
-given a new prediction; the next event is the earliest prediction or scheduled
-arrival. The cost of an event is proportional to the fan-out, not to the network
-size (the lazy updates of event-driven simulators: Brette 2007, Morrison et al.
-2007)."""
+reaches: a spike its neuron and its targets, each advanced to the spike time by the
+closed-form flow and given a new prediction; the next event is the earliest
+prediction or scheduled arrival. The cost of an event is proportional to the
+fan-out, not to the network size (the lazy updates of event-driven simulators:
+Brette 2007, Morrison et al. 2007)."""
 
 from __future__ import annotations
 
@@ -123,8 +122,8 @@ def event_driven_run(
     **Arguments:** `schedule`: the input arrivals `(times, sources, targets, w_in)` of
     `_delays.input_schedule`; `saves`: `(num_save, save_ts, padded)` of
     `_delays.save_schedule`; `syn`, `d_pre`: `event_connections`; the rest as for
-    `simulate`, with `seg` the closed-form segment (its root finder finds the crossings)
-and `adjoint` the gradient method (which decides the kind of loop).
+    `simulate`, with `seg` the closed-form segment (its root finder finds the
+    crossings) and `adjoint` the gradient method (which decides the kind of loop).
 
     **Returns:** `(times, ids, slopes, ys, y_final, flags)`, `flags` a dict of booleans
     `overflow`, `pend_overflow`, `failed`, `unfinished`, the resolved `max_pending` and

@@ -66,16 +66,12 @@ def _coupled_connections(syn: Synapses):
     neuron one per neuron (a spike then takes one arrival slot, not one per neuron);
     otherwise (e.g. traced, inside `jit`) one per connection."""
     w, d = syn.to_dense()
-    if isinstance(syn.delay, jax.core.Tracer):
+    first = syn.presynaptic_delays()
+    if first is None:
         return w, d
-    delay, pre = np.asarray(syn.delay), np.asarray(syn.pre)
-    if not np.any(delay):
+    if not np.any(first):
         return w, None
-    first = np.zeros(syn.num_pre, delay.dtype)
-    first[pre[::-1]] = delay[::-1]  # (one delay of each presynaptic neuron)
-    if np.all(delay == first[pre]):
-        return w, jnp.asarray(first[:, None], d.dtype)
-    return w, d
+    return w, jnp.asarray(first[:, None], d.dtype)
 
 
 def per_neuron_run(p: Problem, k: int) -> tuple[Simulation, list[Failure]]:

@@ -232,9 +232,8 @@ class WindowedLoop(AbstractLoop):
              "(arrivals, spikes, ends of refractory periods) in one window of the "
              "windowed loop. Raise WindowedLoop's `max_window_events` or shorten its "
              "`window`."),
-            (f["failed"], RESULTS.root_find_failed, "simulate: a segment failed (event "
-             "root find did not converge or the solver hit max_steps); check the model "
-             "parameters, tolerances or `max_steps`."),
+            # (a failed segment as in every loop; the windowed loop's own end)
+            segment_failures(f["failed"], f["unfinished"], "windowed loop")[0],
             (f["unfinished"], RESULTS.max_segments_reached, "simulate: the windowed loop "
              "did not reach t1."),
         ]  # fmt: skip
@@ -266,14 +265,7 @@ def _per_presynaptic_or_zero(p: Problem) -> bool:
     the presynaptic neuron (what the event-driven loop supports)."""
     w_rec, delays = p.w_rec, p.delays
     if isinstance(w_rec, Synapses):
-        if not w_rec.unique_pairs or isinstance(w_rec.delay, jax.core.Tracer):
-            return False
-        if isinstance(w_rec.pre, jax.core.Tracer):
-            return False
-        delay, pre = np.asarray(w_rec.delay), np.asarray(w_rec.pre)
-        first = np.zeros(w_rec.num_pre, delay.dtype)
-        first[pre[::-1]] = delay[::-1]
-        return bool(np.all(delay == first[pre]))
+        return w_rec.unique_pairs and w_rec.presynaptic_delays() is not None
     return delays is None or (
         not isinstance(delays, jax.core.Tracer) and per_presynaptic(jnp.asarray(delays))
     )

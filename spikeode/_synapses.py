@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, Real
@@ -117,6 +118,17 @@ class Synapses(eqx.Module):
         keep = np.ones(w.shape, bool) if mask is None else np.asarray(mask, bool)
         pre, post = np.nonzero(keep)
         return cls(pre, post, w[pre, post], d[pre, post], num_pre=w.shape[0], num_post=w.shape[1])
+
+    def presynaptic_delays(self) -> np.ndarray | None:
+        """One delay per presynaptic neuron (shape `(num_pre,)`; 0 for a neuron
+        without synapses) if the delays are known now (concrete, not traced) and
+        depend only on the presynaptic neuron; else `None`."""
+        if isinstance(self.delay, jax.core.Tracer) or isinstance(self.pre, jax.core.Tracer):
+            return None
+        delay, pre = np.asarray(self.delay), np.asarray(self.pre)
+        first = np.zeros(self.num_pre, delay.dtype)
+        first[pre[::-1]] = delay[::-1]  # (each neuron's first synapse's delay)
+        return first if np.all(delay == first[pre]) else None
 
     def to_dense(self) -> tuple[Float[Array, "pre post"], Float[Array, "pre post"]]:
         """`(weights, delays)` as dense matrices (absent pairs: weight 0, delay 0).

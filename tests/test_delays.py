@@ -255,6 +255,12 @@ def test_synapse_builders():
     assert np.all(np.diff(pre) >= 0)
     for i in (0, 17, 49):
         assert np.all(pre[offsets[i] : offsets[i + 1]] == i)
+    # one delay per presynaptic neuron where they depend only on it (else None)
+    np.testing.assert_array_equal(syn.presynaptic_delays(), np.full(50, 1e-3))
+    varied = so.Synapses([0, 0, 1], [1, 2, 0], 1.0, np.array([1e-3, 1e-3, 2e-3]), num_pre=3)
+    np.testing.assert_array_equal(varied.presynaptic_delays(), [1e-3, 2e-3, 0.0])
+    per_synapse = so.Synapses([0, 0], [1, 2], 1.0, np.array([1e-3, 2e-3]), num_pre=3)
+    assert per_synapse.presynaptic_delays() is None
     p = so.Synapses.fixed_probability(1, 200, p=0.1, weight=1.0)
     assert abs(p.num_synapses / (200 * 199) - 0.1) < 0.01
     assert np.all(np.asarray(p.pre) != np.asarray(p.post))
