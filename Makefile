@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint test-slow check bench reproduce clean
+.PHONY: run test lint test-slow check bench reproduce docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[test,plot,data,progress]"
+	$(BIN)/pip install --quiet -e ".[test,plot,data,progress,nir,docs]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -45,5 +45,11 @@ reproduce: $(STAMP)
 	$(BIN)/python examples/klos_memmesheimer.py
 	$(BIN)/python examples/huh_sejnowski.py
 
+# The documentation site (mkdocs.yml) into site/; `$(BIN)/mkdocs serve` to browse it
+# while editing. --strict: a broken link or reference, or a public name without a
+# docstring, is an error (as in tests/test_docs.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

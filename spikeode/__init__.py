@@ -35,6 +35,8 @@ from .neurons import (
     AbstractPhaseNeuron as AbstractPhaseNeuron,
     AdaptiveLIF as AdaptiveLIF,
     AlphaIF as AlphaIF,
+    DeltaIF as DeltaIF,
+    DeltaLIF as DeltaLIF,
     ExcInhLIF as ExcInhLIF,
     ExpIF as ExpIF,
     LIF as LIF,

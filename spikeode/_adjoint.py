@@ -81,7 +81,8 @@ class EventPropAdjoint(AbstractAdjoint):
 
     @property
     def solver_adjoint(self) -> diffrax.AbstractAdjoint:
-        # (the forward solve of a numerical segment is never differentiated)
+        """`diffrax.RecursiveCheckpointAdjoint()`: unused, since the forward solve of a
+        numerical segment is never differentiated (the adjoint is solved instead)."""
         return diffrax.RecursiveCheckpointAdjoint()
 
     def loop_kind(self, num_steps, step_bytes, store_limit=_FULL_STORE_BYTES):

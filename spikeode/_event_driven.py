@@ -17,7 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._segment import earliest_pending, event_condition, first_of, lane_models, output_buffers
+from ._segment import (
+    earliest_pending,
+    event_condition,
+    fires_now,
+    first_of,
+    lane_models,
+    output_buffers,
+    receive,
+)
 from ._solver import find_crossing, flow_crossing
 from ._stored_loop import event_while_loop, step_bytes
 from ._synapses import Synapses
@@ -165,7 +173,7 @@ def event_driven_run(
         or crosses before the end."""
         t_s = jnp.where(refr_until > t, refr_until, t)
         y_s = lane_flow(m, t, y, refr_until, t_s)[None]
-        fire_now = (t_s < t1) & (cond(m, t_s, y_s, free) >= 0)
+        fire_now = (t_s < t1) & fires_now(m, t_s, y_s, free)
         t_safe = lax.stop_gradient(m.safe_step_end(t_s, y_s, t1, free))
         t_safe = jnp.minimum(t_safe, t1)
         crossed = (t_safe > t_s) & (cond(m, t_safe, m.flow(t_s, y_s, t_safe, free), free) > 0)
@@ -215,7 +223,9 @@ def event_driven_run(
         return pred, spike, jnp.all(found | ~crossed)
 
     v_reset = jax.vmap(lambda m, y: m.reset(y[None], jnp.ones((1,), bool))[0], in_axes=(axes, 0))
-    v_receive = jax.vmap(lambda m, y, w: m.receive(y[None], w[None])[0], in_axes=(axes, 0, 0))
+    v_receive = jax.vmap(
+        lambda m, y, w, r: receive(m, y[None], w[None], r[None])[0], in_axes=(axes, 0, 0, 0)
+    )
 
     def advance(k, c, idx, t):
         """The lanes `idx` (`n`: none) advanced to `t`: `(model, rows, live, y)`."""
@@ -287,8 +297,8 @@ def event_driven_run(
         ))[0]  # fmt: skip
         resets = is_spk & (safe == j)
         y_t = jnp.where(resets[:, None], v_reset(m, y_t), y_t)
-        y_t = v_receive(m, y_t, w)
         refr = jnp.where(resets, t + k.t_ref[safe], c.refr_until[safe])
+        y_t = v_receive(m, y_t, w, refr > t)
         pred, spike, ok1 = predict(m, t, y_t, refr, k.t1, c.pred[safe], read, "root")
         c = eqx.tree_at(
             lambda x: (x.t_last, x.y, x.refr_until, x.pred, x.spike), c,
@@ -302,7 +312,8 @@ def event_driven_run(
             lanes = jnp.arange(n, dtype=jnp.int32)
             idx = jnp.where((post == n) | (lanes == post), lanes, n)
             m, safe, live, y_t = advance(k, c, idx, t)
-            y_t, refr = v_receive(m, y_t, w_row), c.refr_until[safe]
+            refr = c.refr_until[safe]
+            y_t = v_receive(m, y_t, w_row, refr > t)
             pred, spike, ok = predict(m, t, y_t, refr, k.t1, c.pred[safe])
             new = scatter(c, idx, live, t, y_t, refr, pred, spike)
             return tuple(new.values()), ok

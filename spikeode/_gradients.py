@@ -96,6 +96,7 @@ class ForwardMode(AbstractAdjoint):
 
     @property
     def solver_adjoint(self) -> diffrax.AbstractAdjoint:
+        """`diffrax.ForwardMode()`, for the solves of numerical segments."""
         return diffrax.ForwardMode()
 
     def loop_kind(self, num_steps, step_bytes, store_limit=_FULL_STORE_BYTES):

@@ -19,11 +19,12 @@ from ._segment import (
     _one_neuron_model,
     check_dtype,
     earliest_pending,
-    event_condition,
+    fires_now,
     first_of,
     masked_condition,
     merge_buffers,
     output_buffers,
+    receive,
     time_span,
 )
 from ._simulation import buffer_failures, Failure, Problem, segment_failures, Simulation
@@ -194,7 +195,7 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
         # recurrent arrivals, ends of refractory periods
         t_sched = first_of(t_save, t_in, t_pend, t_release, k.t1)
         # A neuron already at threshold (e.g. a jump put it there) fires now.
-        fire_now = event_condition(neuron, c.t, c.y, refractory) >= 0
+        fire_now = fires_now(neuron, c.t, c.y, refractory)
         # A segment ends at the next scheduled time (differentiable: input spike times
         # move it) or earlier where the model says a crossing could hide. That
         # breakpoint does not change the trajectory, so it carries no gradient.
@@ -220,7 +221,10 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
         spiked = fire_now | spiked_solve
 
         cond_new = masked_condition(neuron, t_new, y_new, refractory)
-        i = jnp.argmax(cond_new)
+        # The spiking neuron: the lowest index at or above threshold (after a jump
+        # several can be; the event-driven and windowed loops fire them in the same
+        # order), else (a crossing reached from below) the largest condition.
+        i = jnp.argmax(jnp.where(cond_new >= 0, jnp.inf, cond_new))
         fired = (jnp.arange(n) == i) & spiked
         _, dcond = jax.jvp(
             lambda tt, yy: neuron.condition(tt, yy),
@@ -233,23 +237,28 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
         overflow = c.overflow | (spiked & ~room)
 
         # jumps: spike (reset + recurrent kick, or arrivals scheduled), else scheduled
-        # items at t_end
+        # items at t_end; a kick reaches the neurons refractory then (after the spike)
+        # unless the model says otherwise (`receive`)
+        refr_until = jnp.where(fired, t_new + k.t_ref, c.refr_until)
+        refractory_now = refr_until > t_new
         y_spk = neuron.reset(y_new, fired)
         if w_rec is not None and not delayed:
-            y_spk = neuron.receive(y_spk, read("w_rec", i))
+            y_spk = receive(neuron, y_spk, read("w_rec", i), refractory_now)
         is_save = ~spiked & (t_new == t_save) & (t_save <= t_in)
         is_input = ~spiked & ~is_save & (t_new == t_in) & (t_in < k.t1)
         targets = jnp.arange(n, dtype=jnp.int32)
         w_inp = read("w_in", k.in_ids[c.in_ptr])
         post = k.in_post[c.in_ptr]
-        y_inp = neuron.receive(y_new, jnp.where((post == n) | (targets == post), w_inp, 0))
+        w_inp = jnp.where((post == n) | (targets == post), w_inp, 0)
+        y_inp = receive(neuron, y_new, w_inp, refractory_now)
         y_next = jnp.where(spiked, y_spk, jnp.where(is_input, y_inp, y_new))
         pend = {}
         if delayed:
             is_pend = ~spiked & ~is_save & ~is_input & (t_new == t_pend) & (t_pend < k.t1)
             pre, post = c.pend_key[slot] // (n + 1), c.pend_key[slot] % (n + 1)
             w_pend = read("w_rec", pre)
-            y_pend = neuron.receive(y_new, jnp.where((post == n) | (targets == post), w_pend, 0))
+            w_pend = jnp.where((post == n) | (targets == post), w_pend, 0)
+            y_pend = receive(neuron, y_new, w_pend, refractory_now)
             y_next = jnp.where(is_pend, y_pend, y_next)
             # deliver (free the slot), or schedule the spike's arrivals before t1
             pend_t = jnp.where(is_pend & (jnp.arange(max_pending) == slot), jnp.inf, c.pend_t)
@@ -275,7 +284,6 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
         )
         if num_save:
             writes["ys"] = (jnp.minimum(c.save_ptr, num_save - 1), y_new, is_save)
-        refr_until = jnp.where(fired, t_new + k.t_ref, c.refr_until)
         save_ptr = c.save_ptr + is_save.astype(jnp.int32)
         if delayed:
             overflow = overflow | pend["pend_overflow"]

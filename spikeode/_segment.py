@@ -39,15 +39,38 @@ def masked_condition(model, t, y, refractory) -> Float[Array, " neurons"]:
     return jnp.where(refractory, -jnp.ones((), y.dtype), model.condition(t, y))
 
 
+def receive(model, y, weights, refractory):
+    """`model.receive(y, weights)`: a presynaptic spike's jump, at a time at which the
+    neurons `refractory` are refractory. Their weights are zero for a model whose
+    refractory neurons ignore input (`receives_while_refractory` false; a class
+    attribute, so other models' jumps are unchanged)."""
+    if not model.receives_while_refractory:
+        weights = jnp.where(refractory, jnp.zeros((), weights.dtype), weights)
+    return model.receive(y, weights)
+
+
 def event_condition(model, t, y, refractory) -> Scalar:
     """The population's event function: the largest masked condition; a segment ends
     where it crosses zero upwards."""
     return jnp.max(masked_condition(model, t, y, refractory))
 
 
+def fires_now(model, t, y, refractory) -> Bool[Array, ""]:
+    """Whether a neuron fires at `t` without a segment: some non-refractory neuron's
+    condition is already `>= 0` (a jump put it at or above threshold, e.g. an input
+    of a delta synapse, or it reached threshold together with the one that just
+    fired). Every loop checks this before solving a segment, so a segment always
+    starts with every condition negative, and such a spike's time is that of the
+    jump (its derivative is the jump time's). At one instant these neurons fire one
+    at a time, the lowest index first, each followed by its jumps."""
+    return event_condition(model, t, y, refractory) >= 0
+
+
 class AbstractSegment(eqx.Module):
     """How a loop advances a population (or one neuron) over one segment: from `t` to
     the first upward crossing of [`event_condition`][] in `(t, t_end]`, or to `t_end`.
+    The loops call it with every non-refractory condition negative at `t` (a neuron
+    at or above threshold fires first: `fires_now`).
 
     - `solve(model, t, t_end, y, refractory, read)` returns `(t_hit, y_hit, crossed,
       ok)`: the crossing time and the state there (else `t_end` and the state there),

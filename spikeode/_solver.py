@@ -68,7 +68,7 @@ class ExactSolver(diffrax.AbstractSolver):
         return terms.vf(t0, y0, args)
 
     def segment(self, neuron: AbstractNeuron, root_finder: optx.AbstractRootFinder):
-        """The closed-form segment of `neuron` (see [`FlowSegment`][])."""
+        """The closed-form segment of `neuron` (a `FlowSegment`, `spikeode/_segment.py`)."""
         if not isinstance(neuron, AbstractFlowNeuron):
             raise ValueError(
                 f"simulate: ExactSolver needs a closed-form `flow` (a "

@@ -98,6 +98,7 @@ class Synapses(eqx.Module):
 
     @property
     def num_synapses(self) -> int:
+        """Number of synapses (the length of `pre`, `post`, `weight` and `delay`)."""
         return self.pre.shape[0]
 
     @classmethod

@@ -17,7 +17,14 @@ import numpy as np
 from jaxtyping import Array
 
 from ._delays import check_delays
-from ._segment import _checked_w_in, event_condition, first_of, lane_models
+from ._segment import (
+    _checked_w_in,
+    event_condition,
+    fires_now,
+    first_of,
+    lane_models,
+    receive,
+)
 from ._solver import find_crossing, flow_crossing
 from ._stored_loop import event_while_loop
 from ._synapses import Synapses
@@ -191,7 +198,7 @@ def windowed_run(
         release = jnp.where(refractory, refr_until, jnp.inf)
         t_sched = first_of(a, release, t_end)
         r = refractory[None]
-        fire_now = event_condition(model, t, y, r) >= 0
+        fire_now = fires_now(model, t, y, r)
         t_safe = lax.stop_gradient(model.safe_step_end(t, y, t_sched, r))
         t_stop = jnp.where(t_safe < t_sched, t_safe, t_sched)
         t_stop = jnp.where(fire_now, t, t_stop)
@@ -236,7 +243,7 @@ def windowed_run(
         slope = lax.stop_gradient(dcond[0])
         y_spk = model.reset(y_new, jnp.ones((1,), bool))
         is_arr = ~spiked & (t_new == a) & (a < t_end)
-        y_arr = model.receive(y_new, jnp.reshape(w, (1,)))
+        y_arr = receive(model, y_new, jnp.reshape(w, (1,)), refr_until[None] > t_new)
         y_next = jnp.where(spiked, y_spk, jnp.where(is_arr, y_arr, y_new))[0]
         refr = jnp.where(spiked, t_new + t_ref_i, refr_until)
         lane_done = ~spiked & (t_new >= t_end) & ~(a < t_end)

@@ -21,15 +21,15 @@ $$\tau_s \dot s = -s + g(\theta)\, \dot\theta,\qquad o = O s.$$
 - The gate `g >= 0` is a normalised bump of width `delta` in the phase, centred on
   the spike (on the angle wrapped to `[-pi, pi)` around `pi`):
 
-  $$g(\theta) = \frac{(1 + \cos(2\pi x/\delta))^4}{\tfrac{35}{8}\,\delta}\
-  \text{for}\ |x| < \delta/2,\ \text{else } 0,\qquad x = (\theta \bmod 2\pi) - \pi,$$
+    $$g(\theta) = \frac{(1 + \cos(2\pi x/\delta))^4}{\tfrac{35}{8}\,\delta}\
+    \text{for}\ |x| < \delta/2,\ \text{else } 0,\qquad x = (\theta \bmod 2\pi) - \pi,$$
 
-  with `integral g dtheta = 1` over the zone. It is `C^7` (value and first seven
-  derivatives vanish at the zone edges). The smoothness matters for accuracy: with
-  the `C^3` square `(1 + cos)^2` of a raised cosine, high-order adaptive solvers
-  (SciPy's DOP853 in particular) under-estimate their error in the steps containing a
-  zone edge, and spike times of a recurrent network drift by ~1e-9 at rtol 1e-12;
-  with the fourth power they agree to ~1e-12.
+    with `integral g dtheta = 1` over the zone. It is `C^7` (value and first seven
+    derivatives vanish at the zone edges). The smoothness matters for accuracy: with
+    the `C^3` square `(1 + cos)^2` of a raised cosine, high-order adaptive solvers
+    (SciPy's DOP853 in particular) under-estimate their error in the steps containing
+    a zone edge, and spike times of a recurrent network drift by ~1e-9 at rtol 1e-12;
+    with the fourth power they agree to ~1e-12.
 - The release rate `r = g(theta) dtheta/dt` is the time derivative of the
   cumulative release `Gamma(theta)` ([`spikeode.smooth.gate_primitive`][]: the
   number of zones fully passed plus the fraction of the current one), so the amount

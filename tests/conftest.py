@@ -45,6 +45,7 @@ HEAVY_FIRST = [
     "test_train.py",  # (110: units of 10-45)
     "test_adjoint.py",  # (150)
     "test_qif.py",  # (90)
+    "test_delta_neurons.py",  # (90)
     "test_per_neuron.py",  # (80)
     "test_bad_input.py",  # (100: every failure kind in two loops)
     "test_losses.py",  # (60)

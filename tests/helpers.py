@@ -28,6 +28,8 @@ MODELS = {
     "LIF": (so.LIF(3, tau_mem=0.02 * _PER, refractory_period=1e-3 * _PER), (1, 1, 0)),
     "NonLeakyIF": (so.NonLeakyIF(3, threshold=_PER), (1, 1, 0)),
     "AlphaIF": (so.AlphaIF(3, tau=_PER), (1, 0, 0)),
+    "DeltaLIF": (so.DeltaLIF(3, tau_mem=0.02 * _PER, refractory_period=1e-3 * _PER), (1, 1, 0)),
+    "DeltaIF": (so.DeltaIF(3, bias=_PER), (1, 0, 0)),
     "ExcInhLIF": (so.ExcInhLIF(3, tau_inh=0.01 * _PER), (1, 0, 0)),
     "AdaptiveLIF": (so.AdaptiveLIF(3, adapt_jump=0.1 * _PER), (0, 0, 0)),
     "ExpIF": (so.ExpIF(3, v_peak=_PER + 1.0), (0, 0, 0)),

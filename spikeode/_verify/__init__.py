@@ -1,10 +1,10 @@
 """Built-in verification, behind `spikeode check`: spike times against closed forms or
 an independent integrator (SciPy's DOP853), gradients against finite differences.
 
-One module per model family holds its checks (`_lif`, `_phase`, `_numerical`,
-`_smooth`); they share `_result` (`CheckResult` and the helpers) and the references,
-`_reference` (`reference_simulate`, an independent SciPy simulator) and `_formulas`
-(closed forms in NumPy). Model code never imports this package.
+One module per model family holds its checks (`_lif`, `_delta`, `_phase`,
+`_numerical`, `_smooth`); they share `_result` (`CheckResult` and the helpers) and the
+references, `_reference` (`reference_simulate`, an independent SciPy simulator) and
+`_formulas` (closed forms in NumPy). Model code never imports this package.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import jax
 
+from ._delta import check_delta_if, check_delta_lif
 from ._lif import (
     check_alpha,
     check_first_spikes,
@@ -55,6 +56,8 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "nonleaky": check_nonleaky,
     "first-spikes": check_first_spikes,
     "alpha": check_alpha,
+    "delta-lif": check_delta_lif,
+    "delta-if": check_delta_if,
     "theta": check_theta,
     "qif": check_qif,
     "qif-pseudo": check_qif_pseudo,

@@ -6,7 +6,8 @@ each prefix `k` of the time-sorted inputs (the candidate causal set), the voltag
 `[t_k, t_{k+1})` has a closed form whose first upward threshold crossing is solved
 exactly; the first prefix with a crossing inside its interval gives the first output
 spike. Theta-neuron networks (`theta_population`): event by event from the voltage's
-tan / tanh / coth forms.
+tan / tanh / coth forms. Delta-synapse networks (`delta_population`): event by event
+from the exponential or linear voltage.
 """
 
 from __future__ import annotations
@@ -159,5 +160,76 @@ def theta_population(
                 x = x + np.asarray(w_rec, float)[j]
         else:
             x = x + np.asarray(w_in, float)[in_ids[k]]
+            k += 1
+    return np.array(out_t), np.array(out_i, dtype=int)
+
+
+# ----------------------------------------------------------------------------------
+# Delta-synapse integrate-and-fire neurons (DeltaLIF, DeltaIF), event by event
+def delta_population(
+    leaky: bool, tau_mem, threshold, v_reset, bias, refractory_period, t1,
+    in_times=(), in_ids=(), w_in=None, w_rec=None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Spike times of a population of delta-synapse neurons, `tau_mem dv/dt = bias - v`
+    (`leaky`) or `dv/dt = bias`, with an input of weight `w` moving `v` by `w`,
+    computed event by event from the closed-form voltage: the next flow crossing is
+    `tau_mem log((bias - v) / (bias - threshold))` (`leaky`, `bias > threshold`) or
+    `(threshold - v) / bias` (`bias > 0`). Each neuron is held at `v_reset` for its
+    refractory period after a spike and ignores input meanwhile. Input spikes are
+    applied one at a time, each followed by the spikes of the neurons it put at or
+    above threshold, in the order of their indices, each followed by its recurrent
+    kicks (no delays; they may put further neurons at threshold).
+
+    **Arguments:** the parameters (scalars or per neuron; `tau_mem` unused unless
+    `leaky`), `t1`, input spikes (times, ids) with weights `w_in[input, neuron]`,
+    recurrent weights `w_rec[pre, post]`; every neuron starts at 0.
+
+    **Returns:** `(times, neurons)` of all spikes in `[0, t1)`, in order.
+    """
+    params = (tau_mem, threshold, v_reset, bias, refractory_period)
+    weights = [w for w in (w_in, w_rec) if w is not None]
+    n = max([np.size(x) for x in params] + [np.shape(w)[-1] for w in weights])
+    tau, thr, v_reset, bias, t_ref = (
+        np.broadcast_to(np.asarray(x, float), (n,))
+        for x in params
+    )
+    v = np.zeros(n)
+    free_at = np.full(n, -np.inf)  # end of each neuron's refractory period
+    t, k = 0.0, 0
+    in_times = np.asarray(in_times, float)
+    out_t, out_i = [], []
+    while True:
+        ready = (free_at <= t) & (v >= thr)
+        if np.any(ready):  # fire at once, lowest index first
+            j = int(np.argmax(ready))
+            out_t.append(t)
+            out_i.append(j)
+            v[j], free_at[j] = v_reset[j], t + t_ref[j]
+            if w_rec is not None:
+                v = v + np.where(free_at > t, 0.0, np.asarray(w_rec, float)[j])
+            continue
+        # the next event: a flow crossing, an input, the end of a refractory period
+        gap = np.full(n, np.inf)
+        for i in np.flatnonzero(free_at <= t):
+            if leaky and bias[i] > thr[i]:
+                gap[i] = tau[i] * np.log((bias[i] - v[i]) / (bias[i] - thr[i]))
+            elif not leaky and bias[i] > 0:
+                gap[i] = (thr[i] - v[i]) / bias[i]
+        t_in = in_times[k] if k < len(in_times) else np.inf
+        t_free = np.min(free_at[free_at > t], initial=np.inf)
+        t_next = min(t + np.min(gap), t_in, t_free, t1)
+        s = t_next - t
+        moving = free_at <= t
+        flowed = bias + (v - bias) * np.exp(-s / tau) if leaky else v + bias * s
+        v = np.where(moving, flowed, v)
+        # a crossing reaches the threshold exactly (round-off aside)
+        v = np.where(moving & (t + gap == t_next), np.maximum(v, thr), v)
+        t = t_next
+        if t >= t1:
+            break
+        if np.any(moving & (t + gap == t)):
+            continue  # the crossing neuron fires first
+        if t == t_in:
+            v = v + np.where(free_at > t, 0.0, np.asarray(w_in, float)[in_ids[k]])
             k += 1
     return np.array(out_t), np.array(out_i, dtype=int)

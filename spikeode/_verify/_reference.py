@@ -52,7 +52,8 @@ def reference_simulate(
     `max_step` well below the model's fastest time scale). At a spike: `reset`, the
     recurrent kick `w_rec[i]`, and neuron `i` is refractory for
     `refractory_period`. Input spikes (`inputs`, weights `w_in`) are applied at their
-    times, in order; a neuron at or above threshold after a jump fires at once.
+    times, in order; a neuron at or above threshold after a jump fires at once (several:
+    the lowest index first, each followed by its jumps).
     `breaks`: further times at which a segment ends (where `rhs` changes, e.g. at the
     end of a trial).
 
@@ -109,8 +110,8 @@ def reference_simulate(
     while t < t1 and len(out_t) < max_spikes:
         refractory = refr_until > t
         masked = np.where(refractory, -np.inf, condition(y))
-        if np.max(masked) >= 0:  # a jump put a neuron at threshold
-            y = spike(int(np.argmax(masked)), t, y)
+        if np.max(masked) >= 0:  # a jump put neurons at threshold: lowest index first
+            y = spike(int(np.flatnonzero(masked >= 0)[0]), t, y)
             continue
         pending.sort(key=lambda a: a[:4])
         t_next = min(
@@ -149,7 +150,7 @@ def reference_simulate(
             _, _, _, i, w = pending.pop(0)
             y = receive(y, np.where(np.arange(n) == i, w, 0.0))
             continue
-        while ptr < len(in_t) and in_t[ptr] <= t and t < t1:
+        if ptr < len(in_t) and in_t[ptr] <= t and t < t1:  # one at a time, as arrivals
             y = receive(y, w_in[in_i[ptr]])
             ptr += 1
     return np.asarray(out_t), np.asarray(out_i, dtype=int)

@@ -58,6 +58,8 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
+        """Whether every error is within its bound (`adjoint_error` only where it
+        applies)."""
         return bool(
             self.spike_time_error <= self.spike_time_tol
             and self.grad_error <= self.grad_tol
@@ -65,6 +67,7 @@ class CheckResult:
         )
 
     def as_dict(self) -> dict:
+        """The row as a dict of its fields and `passed` (`spikeode check --json`)."""
         d = dataclasses.asdict(self)
         d["passed"] = self.passed
         return d

@@ -55,6 +55,9 @@ from .._typing import RealScalarLike
 from ..losses import activity_regulariser
 
 SURROGATES = ("superspike", "sigmoid", "esser")
+"""The surrogate derivatives that [`spikeode.baselines.surrogate.spike`][] and
+[`spikeode.baselines.surrogate.SurrogateNetwork`][] accept (see
+[`spikeode.baselines.surrogate.surrogate_derivative`][])."""
 INTEGRATORS = ("exact", "euler")
 READOUTS = ("max", "sum")
 
@@ -372,6 +375,7 @@ class SurrogateNetwork(eqx.Module):
 
     @property
     def sizes(self) -> tuple[int, ...]:
+        """Layer sizes, inputs first: `(num_inputs, hidden..., num_outputs)`."""
         return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
 
     def _spiking_layer(self, w, x):

@@ -202,3 +202,6 @@ TASKS: dict[str, Task] = {
              hidden_spikes_per_neuron=8),
     ),
 }
+"""The classification tasks of `spikeode train`, by name: `"yinyang"`, `"xor"`,
+`"digits"` and `"randman"`, each a [`spikeode.data.Task`][] whose inputs are
+latency-coded in `[0, 30 ms]` with a bias spike at 0."""

@@ -9,6 +9,7 @@ from ._base import (
     ExpPolynomial as ExpPolynomial,
 )
 from ._closed_form import AlphaIF as AlphaIF, NonLeakyIF as NonLeakyIF
+from ._delta import DeltaIF as DeltaIF, DeltaLIF as DeltaLIF
 from ._eif import ExpIF as ExpIF
 from ._exc_inh_lif import ExcInhLIF as ExcInhLIF
 from ._lif import LIF as LIF

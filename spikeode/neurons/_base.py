@@ -10,7 +10,7 @@ code that needs one checks for it with `isinstance` (`require_capability`)."""
 
 import abc
 import dataclasses
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import equinox as eqx
 import jax
@@ -60,8 +60,15 @@ class AbstractNeuron(eqx.Module):
     `refractory_period` to 0 (e.g. `refractory_period: ClassVar[float] = 0.0`).
 
     Defaulted: `safe_step_end` (the latest time up to which no threshold crossing can
-    hide between two evaluations of the condition; see its docstring) and `check`
-    (run-time parameter checks).
+    hide between two evaluations of the condition; see its docstring), `check`
+    (run-time parameter checks) and `receives_while_refractory` (whether input spikes
+    reach a refractory neuron: by default they do, `receive` applies to every neuron;
+    a model that sets it to `False` gets zero weights for its refractory neurons, e.g.
+    delta synapses, whose input would move the held voltage).
+
+    A jump may put a neuron at or above threshold: a non-refractory neuron whose
+    condition is `>= 0` at the start of a segment fires at that time (at one instant,
+    the lowest index first).
 
     Capabilities are abstract subclasses, which a model inherits when it has them:
 
@@ -77,6 +84,8 @@ class AbstractNeuron(eqx.Module):
 
     num_neurons: eqx.AbstractVar[int]
     refractory_period: eqx.AbstractVar[Float[Array, "..."]]
+    # whether input spikes reach a neuron during its refractory period
+    receives_while_refractory: ClassVar[bool] = True
 
     @property
     @abc.abstractmethod

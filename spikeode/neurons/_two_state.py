@@ -18,12 +18,13 @@ class AbstractIF(AbstractNeuron):
     while refractory).
 
     Subclasses with further state columns (e.g. an adaptation current) override
-    `state_size` and extend `reset`. The event threshold is the field named by
-    `threshold_name` (a constructor argument: `threshold`, or e.g. `v_peak`), read as
-    `threshold` (a model whose field has another name provides `threshold` as a
-    property). Concrete models declare the threshold, `v_reset` and
-    `refractory_period` fields first: their pytree leaves come in that order (which
-    saved checkpoints and gradient-check reports follow).
+    `state_size` and extend `reset`; the delta-synapse models (`_delta.AbstractDeltaIF`:
+    state `(v,)`, an input adds to `v`) override `state_size` and `receive`. The event
+    threshold is the field named by `threshold_name` (a constructor argument:
+    `threshold`, or e.g. `v_peak`), read as `threshold` (a model whose field has another
+    name provides `threshold` as a property). Concrete models declare the threshold,
+    `v_reset` and `refractory_period` fields first: their pytree leaves come in that
+    order (which saved checkpoints and gradient-check reports follow).
     """
 
     num_neurons: eqx.AbstractVar[int]

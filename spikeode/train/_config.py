@@ -165,10 +165,13 @@ class TrainConfig:
         return cls(task=task, out=f"runs/{task}", **fields)
 
     def to_json(self) -> dict:
+        """The configuration as a dict of JSON values (written as `config.json`)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, d: dict) -> TrainConfig:
+        """The configuration from `to_json`'s dict; unknown keys are a `ValueError`,
+        missing ones take their defaults."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
