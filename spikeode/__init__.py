@@ -13,6 +13,7 @@ from ._gradients import (
     DirectAdjoint as DirectAdjoint,
     ForwardMode as ForwardMode,
 )
+from ._likelihood import log_likelihood as log_likelihood
 from ._loops import (
     AbstractLoop as AbstractLoop,
     CoupledLoop as CoupledLoop,
@@ -29,16 +30,21 @@ from ._spikes import SpikeTrain as SpikeTrain
 from ._synapses import Synapses as Synapses
 from ._verify import CheckResult as CheckResult
 from .neurons import (
+    AbstractDiffusionNeuron as AbstractDiffusionNeuron,
     AbstractFirstSpikeNeuron as AbstractFirstSpikeNeuron,
     AbstractFlowNeuron as AbstractFlowNeuron,
+    AbstractHazard as AbstractHazard,
     AbstractNeuron as AbstractNeuron,
     AbstractPhaseNeuron as AbstractPhaseNeuron,
     AdaptiveLIF as AdaptiveLIF,
     AlphaIF as AlphaIF,
     DeltaIF as DeltaIF,
     DeltaLIF as DeltaLIF,
+    DiffusionNoise as DiffusionNoise,
+    EscapeNoise as EscapeNoise,
     ExcInhLIF as ExcInhLIF,
     ExpIF as ExpIF,
+    ExponentialHazard as ExponentialHazard,
     LIF as LIF,
     NonLeakyIF as NonLeakyIF,
     QIF as QIF,

@@ -2,7 +2,9 @@
 next. The segments' contract and the numerical (Diffrax) segment; the closed-form
 segment is `ExactSolver`'s (`_solver.py`), the continuous adjoint's wrapper
 `EventPropAdjoint`'s (`_adjoint.py`). Also what the loops share around segments: the
-order of coinciding scheduled times, output buffers, one neuron's model."""
+order of coinciding scheduled times, output buffers, one neuron's model. With
+diffusion noise (`AbstractDiffusionNeuron`) the numerical segment solves the SDE over
+one Brownian path per neuron (`NeuronBrownianPaths`)."""
 
 import abc
 from typing import Any, ClassVar
@@ -14,10 +16,14 @@ import jax.lax as lax
 import jax.numpy as jnp
 import optimistix as optx
 from equinox import AbstractClassVar, AbstractVar
-from jaxtyping import Array, Bool, Float, Scalar
+from jaxtyping import Array, Bool, Float, Key, Scalar
 
 from ._spikes import SpikeTrain
 from .neurons import AbstractNeuron
+from .neurons._diffusion import AbstractDiffusionNeuron
+
+# The Brownian paths of diffusion noise are resolved to `(t1 - t0) 2^-BROWNIAN_DEPTH`.
+BROWNIAN_DEPTH = 32
 
 
 class SegmentArgs(eqx.Module):
@@ -93,10 +99,77 @@ class AbstractSegment(eqx.Module):
         """`(t_hit, y_hit, crossed, ok)`; see the class docstring."""
 
 
+class NeuronBrownianPaths(diffrax.AbstractBrownianPath):
+    """One standard Brownian motion per neuron over `[t0, t1]`, neuron `i`'s a
+    `diffrax.VirtualBrownianTree` of the key `keys[i]` (with space-time Lévy area, so
+    that every solver sees the same path), resolved to `tol`. Evaluated as a batch over
+    neurons: increments of shape `(neurons,)`. Times outside `[t0, t1]` are clipped to
+    it: only the loops' dummy solves of zero-length segments (whose results are
+    discarded) reach past `t1`.
+
+    The path is not differentiable in time, and its values are constants for
+    differentiation with respect to the times at which they are evaluated (Diffrax
+    refuses tangents there): derivatives are those of the model whose noise
+    increments of each step stay fixed while the step's times move.
+
+    **Arguments:**
+
+    - `t0`, `t1`: the span (the simulation's).
+    - `tol`: the resolution of the paths.
+    - `keys`: one key per neuron.
+    """
+
+    t0: Float[Array, ""]
+    t1: Float[Array, ""]
+    tol: Float[Array, ""]
+    keys: Key[Array, " neurons"]
+    levy_area: type[diffrax.SpaceTimeLevyArea] = eqx.field(
+        static=True, default=diffrax.SpaceTimeLevyArea
+    )
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        del left  # (Brownian paths have no jumps)
+        clip = lambda s: lax.stop_gradient(jnp.clip(s, self.t0, self.t1))
+        s0, s1 = clip(t0), None if t1 is None else clip(t1)
+
+        def one(key):
+            tree = diffrax.VirtualBrownianTree(
+                self.t0, self.t1, self.tol, jax.ShapeDtypeStruct((), self.t0.dtype), key,
+                levy_area=self.levy_area,
+            )  # fmt: skip
+            return tree.evaluate(s0, s1, use_levy=True)
+
+        levy = jax.vmap(one)(self.keys)
+        if not use_levy:
+            return levy.W
+        # (one time increment for all neurons, not one each)
+        dt = s0 if s1 is None else s1 - s0
+        return diffrax.SpaceTimeLevyArea(dt=dt, W=levy.W, H=levy.H)
+
+
+class _NoiseTerm(diffrax.AbstractTerm):
+    """The diffusion term of a diffusion-noise model: `g(t, y) dW`, with `g` the
+    model's `diffusion` (in `args`) and one Brownian increment per neuron."""
+
+    path: NeuronBrownianPaths
+
+    def vf(self, t, y, args: SegmentArgs):
+        return args.neuron.diffusion(t, y, args.refractory)
+
+    def contr(self, t0, t1, **kwargs):
+        return self.path.evaluate(t0, t1, **kwargs)
+
+    def prod(self, vf, control):
+        return vf * control[:, None]
+
+
 class DiffraxSegment(AbstractSegment):
     """A segment integrated by a numerical Diffrax solver, its crossing found by a
     `diffrax.Event` on the solver's dense output (the segment of models without a
-    closed-form flow)."""
+    closed-form flow). For a diffusion-noise model (`AbstractDiffusionNeuron`) the
+    solve is of the SDE `dy = f dt + g dW` (`diffrax.MultiTerm` of the vector field
+    and the noise term), `W` the model's Brownian paths over `t_span`, the
+    simulation's `[t0, t1]` (then required)."""
 
     solver: diffrax.AbstractSolver
     stepsize_controller: diffrax.AbstractStepSizeController
@@ -104,7 +177,20 @@ class DiffraxSegment(AbstractSegment):
     max_steps: int = eqx.field(static=True)
     adjoint: diffrax.AbstractAdjoint
     root_finder: optx.AbstractRootFinder
+    t_span: tuple[Float[Array, ""], Float[Array, ""]] | None = None
     closed_form: ClassVar[bool] = False
+
+    def terms(self, model) -> diffrax.AbstractTerm:
+        """The Diffrax terms of `model`'s segments: its vector field, plus the noise
+        term for a diffusion-noise model."""
+        drift = diffrax.ODETerm(neuron_vector_field)
+        if not isinstance(model, AbstractDiffusionNeuron):
+            return drift
+        t0, t1 = self.t_span
+        tol = (t1 - t0) * 2.0**-BROWNIAN_DEPTH
+        return diffrax.MultiTerm(
+            drift, _NoiseTerm(NeuronBrownianPaths(t0, t1, tol, model.brownian_keys()))
+        )
 
     def solve(self, model, t, t_end, y, refractory, read=None):
         del read  # nothing memoised: the solve is differentiated as it runs
@@ -114,7 +200,7 @@ class DiffraxSegment(AbstractSegment):
             direction=True,
         )
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(neuron_vector_field),
+            self.terms(model),
             self.solver,
             t,
             t_end,

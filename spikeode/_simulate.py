@@ -160,7 +160,9 @@ def simulate(
       [`spikeode.ForwardMode`][] (forward-mode sensitivities: `jax.jvp`,
       `jax.jacfwd`; no reverse mode).
     - `solver`: any Diffrax solver; default `ExactSolver()` if the model has a
-      closed-form flow, else `diffrax.Tsit5()`.
+      closed-form flow, `diffrax.ShARK()` (an SDE solver, at the constant step `dt0`,
+      then required) for diffusion noise ([`spikeode.DiffusionNoise`][]), else
+      `diffrax.Tsit5()`.
     - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-10, atol=1e-10)`
       for numerical solvers; ignored by `ExactSolver` (one step per segment).
     - `root_finder`: finds event times; default [`spikeode.BracketedNewton`][].
@@ -228,7 +230,7 @@ def simulate(
     neuron, y0, w_in, w_rec = _check_finite(neuron, y0, w_in, w_rec)
     segment_of = functools.partial(
         make_segment, adjoint=adjoint, solver=solver, stepsize_controller=stepsize_controller,
-        root_finder=root_finder, dt0=dt0, max_steps=max_steps,
+        root_finder=root_finder, dt0=dt0, max_steps=max_steps, t_span=(t0, t1),
     )  # fmt: skip
     segment = segment_of(neuron)
     problem = Problem(

@@ -19,6 +19,7 @@ from ._root_finder import BracketedNewton, find_root
 from ._segment import AbstractSegment, DiffraxSegment, event_condition, SegmentArgs
 from .neurons import AbstractNeuron
 from .neurons._base import AbstractFlowNeuron
+from .neurons._diffusion import AbstractDiffusionNeuron
 
 
 class _FlowInterpolation(diffrax.AbstractLocalInterpolation):
@@ -158,8 +159,37 @@ class FlowSegment(AbstractSegment):
 
 
 def default_solver(neuron: AbstractNeuron) -> diffrax.AbstractSolver:
-    """`ExactSolver` for models with a closed-form flow, else `Tsit5`."""
-    return ExactSolver() if isinstance(neuron, AbstractFlowNeuron) else diffrax.Tsit5()
+    """`ExactSolver` for models with a closed-form flow, `ShARK` (strong order 1.5
+    for additive noise) for diffusion-noise models, else `Tsit5`."""
+    if isinstance(neuron, AbstractFlowNeuron):
+        return ExactSolver()
+    if isinstance(neuron, AbstractDiffusionNeuron):
+        return diffrax.ShARK()
+    return diffrax.Tsit5()
+
+
+def _check_diffusion(neuron, adjoint, solver, stepsize_controller, dt0, t_span):
+    """Refuse the options that cannot integrate a diffusion-noise model."""
+    name = type(neuron).__name__
+    if isinstance(solver, ExactSolver):
+        raise ValueError(
+            f"simulate: ExactSolver cannot integrate the diffusion noise of {name} (it "
+            "has no closed-form flow); pass an SDE solver, e.g. diffrax.ShARK() (the "
+            "default), with a fixed step `dt0`."
+        )
+    if adjoint.per_segment:
+        raise ValueError(
+            f"simulate: {type(adjoint).__name__} cannot differentiate the diffusion "
+            f"noise of {name}; use DirectAdjoint (pathwise reverse mode) or ForwardMode."
+        )
+    if stepsize_controller is None and dt0 is None:
+        raise ValueError(
+            f"simulate: the diffusion noise of {name} is integrated at a fixed step "
+            "`dt0`, which has no default; pass `dt0` (and `max_steps` of at least the "
+            "longest interval between events over `dt0`)."
+        )
+    if t_span is None:
+        raise ValueError("make_segment: a diffusion-noise model needs `t_span`.")
 
 
 def make_segment(
@@ -170,10 +200,17 @@ def make_segment(
     root_finder: optx.AbstractRootFinder | None = None,
     dt0=None,
     max_steps: int = 4096,
+    t_span=None,
 ) -> AbstractSegment:
     """The segment of `simulate`'s solver options, as `adjoint` differentiates it:
     `ExactSolver`'s closed-form segment, or a Diffrax solve (default step size
-    controller `PIDController(rtol=1e-10, atol=1e-10)`) for any other solver."""
+    controller `PIDController(rtol=1e-10, atol=1e-10)`) for any other solver. For a
+    diffusion-noise model the solve is of its SDE over Brownian paths spanning
+    `t_span` (the simulation's `(t0, t1)`), by default `ShARK` at the constant step
+    `dt0` (required)."""
+    noisy = isinstance(neuron, AbstractDiffusionNeuron)
+    if noisy:
+        _check_diffusion(neuron, adjoint, solver, stepsize_controller, dt0, t_span)
     if solver is None:
         solver = default_solver(neuron)
     if root_finder is None:
@@ -182,8 +219,16 @@ def make_segment(
         seg = solver.segment(neuron, root_finder)
     else:
         if stepsize_controller is None:
-            stepsize_controller = diffrax.PIDController(rtol=1e-10, atol=1e-10)
+            stepsize_controller = (
+                diffrax.ConstantStepSize() if noisy
+                else diffrax.PIDController(rtol=1e-10, atol=1e-10)
+            )  # fmt: skip
+        span = None
+        if noisy:
+            dtype = jnp.result_type(*t_span, float)
+            span = tuple(jnp.asarray(t, dtype) for t in t_span)
         seg = DiffraxSegment(
-            solver, stepsize_controller, dt0, max_steps, adjoint.solver_adjoint, root_finder
-        )
+            solver, stepsize_controller, dt0, max_steps, adjoint.solver_adjoint, root_finder,
+            span,
+        )  # fmt: skip
     return adjoint.segment(seg)

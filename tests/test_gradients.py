@@ -20,10 +20,11 @@ from spikeode._verify import CHECKS
 # (pseudodynamics, theta neurons against closed forms), test_smooth.py (gated
 # networks), test_first_spike.py (closed-form first spikes, gradients against finite
 # differences), test_lif_exactness.py (constant drive), test_adjoint.py (a recurrent
-# LIF network and theta neurons: gradients against finite differences), the
+# LIF network and theta neurons: gradients against finite differences),
+# test_escape_noise.py (escape noise: spike times, likelihood and gradients), the
 # feed-forward LIF by the other rows.
 SLOW_CHECKS = ("exp-if", "adaptive-lif", "qif-pseudo", "lif-feedforward", "smooth-gated",
-               "first-spikes", "theta", "lif-recurrent", "lif-constant")
+               "first-spikes", "theta", "lif-recurrent", "lif-constant", "escape-noise")
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 an independent integrator (SciPy's DOP853), gradients against finite differences.
 
 One module per model family holds its checks (`_lif`, `_delta`, `_phase`,
-`_numerical`, `_smooth`); they share `_result` (`CheckResult` and the helpers) and the
-references, `_reference` (`reference_simulate`, an independent SciPy simulator) and
-`_formulas` (closed forms in NumPy). Model code never imports this package.
+`_numerical`, `_smooth`, `_noise`); they share `_result` (`CheckResult` and the
+helpers) and the references, `_reference` (`reference_simulate`, an independent SciPy
+simulator) and `_formulas` (closed forms in NumPy). Model code never imports this
+package.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ._lif import (
     check_nonleaky,
     reference_lif,
 )
+from ._noise import check_escape_noise
 from ._numerical import check_adaptive_lif, check_exp_if
 from ._phase import check_qif, check_qif_pseudo, check_theta, reference_qif
 from ._reference import reference_simulate
@@ -64,12 +66,15 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
     "smooth-gated": check_smooth_gated,
     "adaptive-lif": check_adaptive_lif,
     "exp-if": check_exp_if,
+    "escape-noise": check_escape_noise,
 }
 
 
 # The checks that take longest (numerical models, pseudodynamics, two layers: 40-85 s
 # each on a loaded 2-core machine, the others 15-40 s).
-_LONGEST = ("adaptive-lif", "qif-pseudo", "exp-if", "lif-feedforward", "smooth-gated")
+_LONGEST = (
+    "adaptive-lif", "qif-pseudo", "exp-if", "lif-feedforward", "smooth-gated", "escape-noise"
+)
 
 
 def _run_one(name: str) -> CheckResult:
@@ -127,14 +132,16 @@ def run_checks(
 def format_table(results: list[CheckResult]) -> str:
     head = (
         f"{'model':<12} {'network':<32} {'spikes':>6} {'min/neuron':>10} "
-        f"{'spike-time err':>14} {'grad rel err':>12} {'adjoint err':>11}  result"
+        f"{'spike-time err':>14} {'grad rel err':>12} {'adjoint err':>11} "
+        f"{'value err':>9}  result"
     )
+    na = lambda x: "n/a" if x is None else f"{x:.2e}"  # noqa: E731
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
             f"{r.model:<12} {r.network:<32} {r.spikes:>6} {r.min_spikes_per_neuron:>10} "
             f"{r.spike_time_error:>14.2e} {r.grad_error:>12.2e} "
-            f"{'n/a' if r.adjoint_error is None else f'{r.adjoint_error:.2e}':>11}  "
+            f"{na(r.adjoint_error):>11} {na(r.value_error):>9}  "
             f"{'pass' if r.passed else 'FAIL'}"
         )
     return "\n".join(rows)

@@ -35,7 +35,9 @@ class CheckResult:
     [`spikeode.check_grads`][]) and its bound `grad_tol`; `adjoint_error` (the
     gradient by [`spikeode.EventPropAdjoint`][] against the checked gradient through
     the solver or, for numerically integrated models, against finite differences, as
-    `details` says; `None`: not applicable) and its bound `adjoint_tol`; `seconds`
+    `details` says; `None`: not applicable) and its bound `adjoint_tol`; `value_error`
+    (another computed value against its reference, as `details` says, e.g. a
+    log-likelihood; `None`: none) and its bound `value_tol`; `seconds`
     (wall time) and `details` (the parameters differentiated, and notes). `passed`:
     every error within its bound.
     """
@@ -55,15 +57,19 @@ class CheckResult:
     # for numerically integrated models (see `details`); None: not applicable
     adjoint_error: float | None = None
     adjoint_tol: float = ADJOINT_TOL
+    # another value against its reference (see `details`); None: none
+    value_error: float | None = None
+    value_tol: float = 0.0
 
     @property
     def passed(self) -> bool:
-        """Whether every error is within its bound (`adjoint_error` only where it
-        applies)."""
+        """Whether every error is within its bound (`adjoint_error` and
+        `value_error` only where they apply)."""
         return bool(
             self.spike_time_error <= self.spike_time_tol
             and self.grad_error <= self.grad_tol
             and (self.adjoint_error is None or self.adjoint_error <= self.adjoint_tol)
+            and (self.value_error is None or self.value_error <= self.value_tol)
         )
 
     def as_dict(self) -> dict:

@@ -10,7 +10,16 @@ from ._base import (
 )
 from ._closed_form import AlphaIF as AlphaIF, NonLeakyIF as NonLeakyIF
 from ._delta import DeltaIF as DeltaIF, DeltaLIF as DeltaLIF
+from ._diffusion import (
+    AbstractDiffusionNeuron as AbstractDiffusionNeuron,
+    DiffusionNoise as DiffusionNoise,
+)
 from ._eif import ExpIF as ExpIF
+from ._escape import (
+    AbstractHazard as AbstractHazard,
+    EscapeNoise as EscapeNoise,
+    ExponentialHazard as ExponentialHazard,
+)
 from ._exc_inh_lif import ExcInhLIF as ExcInhLIF
 from ._lif import LIF as LIF
 from ._qif import (
