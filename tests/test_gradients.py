@@ -117,6 +117,8 @@ _sample_grad = eqx.filter_jit(eqx.filter_grad(_loss_and_spikes, has_aux=True))
 _batch_grad = eqx.filter_jit(eqx.filter_grad(_batch_loss_and_spikes, has_aux=True))
 
 
+@pytest.mark.slow  # (about 40 s; vmap against single runs also in test_event_driven.py
+# and test_bad_input.py)
 def test_vmap_equals_per_sample():
     net = _two_layer(0)
     batch = _batch(np.random.default_rng(0), 5, 6)
@@ -160,6 +162,7 @@ print(json.dumps(dict(dtype=str(out.times.dtype), gdtype=str(g.layers[0].w_in.dt
 """  # noqa: E501
 
 
+@pytest.mark.slow  # (about 30 s: the float32 and float64 programs and their gradients)
 def test_float32_matches_float64():
     """float32 (JAX's default, x64 disabled: run in a subprocess) agrees with float64."""
     import json
