@@ -134,6 +134,8 @@ def _compare_loops(neuron, net, *, window=None, time_tol=1e-12, grad_tol=1e-9, *
     return out
 
 
+@pytest.mark.slow  # (about 45 s; windowed against coupled stays in the default suite with
+# ties at window edges, below)
 def test_windowed_loop_matches_coupled_loop_lif():
     # per-connection delays from 1 to 4 ms, window 1 ms (some delays equal it), mixed
     # signs, refractory periods
@@ -195,6 +197,8 @@ def test_windowed_grouping_without_packed_keys(monkeypatch):
     np.testing.assert_allclose(a.spikes.times[:k], b.spikes.times[:k], rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow  # (about 35 s; synapses against a dense matrix stays in the default
+# suite in test_event_driven.py)
 def test_sparse_synapses_equal_dense():
     n = 6
     rng = np.random.default_rng(6)
