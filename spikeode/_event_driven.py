@@ -109,16 +109,28 @@ def event_connections(w_rec, delays, n: int, dtype):
         d, jnp.any(~(d >= 0)) | jnp.any(~jnp.isfinite(d)),
         "simulate: the recurrent delays must be finite and >= 0.",
     )  # fmt: skip
-    # the delay of each presynaptic neuron (its first synapse's; 0 without synapses)
-    first = jnp.zeros((n,), dtype).at[syn.pre[::-1]].set(d[::-1])
+    first = presynaptic_delay_table(syn, d)
     d = eqx.error_if(
         d, jnp.any(d != first[syn.pre]),
         "simulate: EventDrivenLoop needs delays that depend only on the presynaptic "
         "neuron; use CoupledLoop or WindowedLoop.",
     )  # fmt: skip
     # (again from the checked delays, so that the check is part of the computation)
-    first = jnp.zeros((n,), dtype).at[syn.pre[::-1]].set(d[::-1])
-    return eqx.tree_at(lambda s: s.weight, syn, weight), first
+    return eqx.tree_at(lambda s: s.weight, syn, weight), presynaptic_delay_table(syn, d)
+
+
+def presynaptic_delay_table(syn: Synapses, delay: Array) -> Array:
+    """The delay of each presynaptic neuron: that of its first synapse (`delay` is per
+    synapse, in `syn`'s order), 0 for a neuron without synapses. A gather at the
+    synapses' offsets (they are sorted by presynaptic neuron), not a scatter of every
+    synapse's delay: XLA leaves unspecified which of several writes to one index wins.
+    Its derivative reaches only each neuron's first synapse."""
+    n = syn.num_pre
+    if syn.num_synapses == 0:
+        return jnp.zeros((n,), delay.dtype)
+    start, stop = syn.offsets[:-1], syn.offsets[1:]
+    first = delay[jnp.minimum(start, syn.num_synapses - 1)]
+    return jnp.where(stop > start, first, jnp.zeros((), delay.dtype))
 
 
 def event_driven_run(

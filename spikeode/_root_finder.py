@@ -142,11 +142,18 @@ class BracketedNewton(optx.AbstractRootFinder):
 
     @staticmethod
     def _best(state: _State):
-        exact_lower = state.f_lower == 0
-        exact_x = state.f_x == 0
-        # Otherwise the upper side of the crossing: the condition has reached zero
-        # there, which is what an event means.
-        return jnp.where(exact_x, state.x, jnp.where(exact_lower, state.lower, state.upper))
+        # Where an evaluation was exactly zero, that point: the evaluated point whose
+        # stored value is nearest zero. (Not a second test for an exact zero: XLA may
+        # copy the cheap computation of a value into each kernel that uses it, and the
+        # copies need not round alike, e.g. at backend optimisation level 0 some
+        # contract multiply-adds into FMAs and others not, so `found` may have seen 0
+        # where the stored value is -1e-16.) Otherwise the upper side of the
+        # crossing: the condition has reached zero there, which is what an event
+        # means.
+        points = jnp.stack([state.x, state.lower, state.upper])
+        size = jnp.abs(jnp.stack([state.f_x, state.f_lower, state.f_upper]))
+        nearest = points[jnp.argmin(jnp.where(jnp.isnan(size), jnp.inf, size))]
+        return jnp.where(state.found, nearest, state.upper)
 
     def _newton_converged(self, state: _State):
         """Whether the last Newton step from `x` is below tolerance (the root is then

@@ -253,6 +253,20 @@ def test_bad_input():
         so.DiffusionNoise(lif, 0.1)  # no key
     with pytest.raises((ValueError, TypeError), match="key"):  # (TypeError: beartype's)
         so.DiffusionNoise(lif, 0.1, jnp.zeros(3, jnp.uint32))
+    with pytest.raises(ValueError, match="`key` must be a JAX PRNG key"):
+        so.DiffusionNoise(lif, 0.1, jax.random.split(key, 3))
+    # neuron `i` gets `fold_in(key, i)` (its path does not depend on the population
+    # size); one key per neuron, typed or legacy, is kept
+    three = so.DiffusionNoise(so.LIF(3), 0.1, key).key
+    for i in range(3):
+        assert np.all(jax.random.key_data(three[i])
+                      == jax.random.key_data(jax.random.fold_in(key, i)))  # fmt: skip
+    assert np.all(jax.random.key_data(so.DiffusionNoise(lif, 0.1, key).key)
+                  == jax.random.key_data(three[:2]))  # fmt: skip
+    per = jax.random.split(key, 2)
+    assert np.all(jax.random.key_data(so.DiffusionNoise(lif, 0.1, per).key)
+                  == jax.random.key_data(per))  # fmt: skip
+    assert so.DiffusionNoise(lif, 0.1, jax.random.PRNGKey(0)).key.shape == (2,)
     with pytest.raises(ValueError, match="column"):
         so.DiffusionNoise(lif, 0.1, key, column=2)
     model = so.DiffusionNoise(lif, 0.1, key)

@@ -331,10 +331,17 @@ def test_bad_input():
         so.EscapeNoise(lif, lambda u: u, key)
     with pytest.raises(TypeError, match="`neuron` must be"):
         so.EscapeNoise(so.EscapeNoise(lif, hazard, key), hazard, key)
-    # one key per neuron, typed or legacy, is kept; a single one is split
+    # one key per neuron, typed or legacy, is kept; of a single one neuron `i` gets
+    # `fold_in(key, i)`, whatever the population size
     per = jax.random.split(key, 2)
     assert so.EscapeNoise(lif, hazard, per).key.shape == (2,)
     assert so.EscapeNoise(lif, hazard, jax.random.PRNGKey(0)).key.shape == (2,)
+    three = so.EscapeNoise(so.LIF(3), hazard, key).key
+    for i in range(3):
+        assert np.all(jax.random.key_data(three[i])
+                      == jax.random.key_data(jax.random.fold_in(key, i)))  # fmt: skip
+    assert np.all(jax.random.key_data(so.EscapeNoise(lif, hazard, key).key)
+                  == jax.random.key_data(three[:2]))  # fmt: skip
     # traced parameters that are not positive: at run time, by the model's `check`
     # (which `simulate` calls)
     model = so.EscapeNoise(lif, hazard, key)

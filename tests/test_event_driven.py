@@ -5,6 +5,8 @@ for spike times; the coupled loop for final states and gradients (itself checked
 against finite differences and references elsewhere); finite differences for the
 event loop's own gradients."""
 
+from types import SimpleNamespace
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,7 @@ import pytest
 from helpers import assert_same_runs
 
 import spikeode as so
+from spikeode._event_driven import presynaptic_delay_table
 from spikeode._verify import reference_lif
 
 T1 = 0.1
@@ -77,6 +80,43 @@ def test_event_loop_with_presynaptic_delays_matches_scipy_reference():
     sim = so.simulate(neuron, T1, inputs, w_in, w_rec=jnp.asarray(w_rec), delays=jnp.asarray(d),
                       loop=so.EventDrivenLoop(max_pending=64), max_spikes=300)  # fmt: skip
     _matches_reference(sim, neuron, inputs, w_in, w_rec, min_spikes=20, delays=d)
+
+
+def test_event_loop_with_presynaptic_delays_matches_scipy_reference_unoptimised():
+    # The same run compiled at XLA's backend optimisation level 0. XLA copies a cheap
+    # value into each kernel that uses it, and there these copies need not round alike
+    # (some contract FMAs, some not): the root finder, seeing the event condition as 0
+    # where it tested for an exact zero and as -1e-16 where it stored it, returned the
+    # bracket's far end and lost the crossing of a neuron re-predicted from its
+    # unchanged previous one (spike 36, 1.5e-3 s late).
+    neuron, inputs, w_in, _, w_rec = _sparse_network(1)
+    d = np.random.default_rng(1).uniform(0.5e-3, 3e-3, (neuron.num_neurons, 1))
+
+    def run(w_rec, d):
+        return so.simulate(neuron, T1, inputs, w_in, w_rec=w_rec, delays=d, max_spikes=300,
+                           loop=so.EventDrivenLoop(max_pending=64)).spikes  # fmt: skip
+
+    args = (jnp.asarray(w_rec), jnp.asarray(d))
+    options = {"xla_backend_optimization_level": 0}
+    spikes = jax.jit(run).lower(*args).compile(compiler_options=options)(*args)
+    sim = SimpleNamespace(spikes=spikes)
+    _matches_reference(sim, neuron, inputs, w_in, w_rec, min_spikes=20, delays=d)
+
+
+def test_presynaptic_delay_table_is_each_neurons_first_synapse():
+    # synapses given out of order (stored sorted by presynaptic neuron, stably), several
+    # per neuron, and neuron 3 without any: a gather at the offsets, no scatter with
+    # repeated indices (whose winning write XLA leaves unspecified)
+    pre = np.array([2, 0, 2, 0, 4, 1, 0])
+    delay = jnp.asarray([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]) * 1e-3
+    syn = so.Synapses(pre, np.arange(7) % 5, 0.1, delay, num_pre=5)
+    table = eqx.filter_jit(presynaptic_delay_table)(syn, syn.delay)
+    np.testing.assert_array_equal(table, np.array([2.0, 6.0, 1.0, 0.0, 5.0]) * 1e-3)
+    # (its derivative reaches each neuron's first synapse only; synapses in stored order)
+    grad = jax.grad(lambda d: jnp.sum(presynaptic_delay_table(syn, d) * jnp.arange(1.0, 6.0)))
+    np.testing.assert_array_equal(grad(syn.delay), [1.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0])
+    empty = so.Synapses(np.zeros(0, int), np.zeros(0, int), 0.1, num_pre=3)
+    np.testing.assert_array_equal(presynaptic_delay_table(empty, empty.delay), np.zeros(3))
 
 
 @pytest.mark.slow  # (ExcInhLIF against SciPy: test_exc_inh_lif.py)

@@ -7,12 +7,12 @@ neuron) and `DiffusionNoise`, which adds it to a column of any model's state."""
 import abc
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Key, Scalar, UInt32
 
 from ._base import AbstractNeuron
 from ._params import as_param, check_positive, ParamLike
+from ._wrapper import _AbstractWrapper, per_neuron_keys
 
 
 class AbstractDiffusionNeuron(AbstractNeuron):
@@ -45,29 +45,7 @@ class AbstractDiffusionNeuron(AbstractNeuron):
         """One PRNG key per neuron, which fixes its Brownian path."""
 
 
-def _per_neuron_keys(key, n: int) -> Key[Array, " neurons"]:
-    """Typed keys of shape `(n,)`: `key` itself if it has that shape, else neuron `i`
-    gets `fold_in(key, i)` (so its path does not depend on `n`)."""
-    if not jax.dtypes.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
-        key = jnp.asarray(key)
-        if key.dtype != jnp.uint32 or key.shape[-1:] != (2,):
-            raise ValueError(
-                f"DiffusionNoise: `key` must be a PRNG key (jax.random.key(seed)), a "
-                f"legacy uint32 key of shape (2,), or one per neuron; got dtype "
-                f"{key.dtype} and shape {key.shape}."
-            )
-        key = jax.random.wrap_key_data(key)
-    if key.shape == (n,):
-        return key
-    if key.shape != ():
-        raise ValueError(
-            f"DiffusionNoise: `key` has shape {key.shape}; expected one key (shape ()) "
-            f"or one per neuron (shape ({n},))."
-        )
-    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(n, dtype=jnp.uint32))
-
-
-class DiffusionNoise(AbstractDiffusionNeuron):
+class DiffusionNoise(AbstractDiffusionNeuron, _AbstractWrapper):
     r"""Any neuron model with white-noise input on one state column: between events
 
     $$dy_{i,c} = f_{i,c}(t, y)\,dt + \sigma_i\,dW_i(t)$$
@@ -108,8 +86,9 @@ class DiffusionNoise(AbstractDiffusionNeuron):
     - `neuron`: the model that gets the noise.
     - `sigma`: the noise amplitude (`>= 0`, scalar or per neuron, differentiable), in
       units of the state column per square root of time.
-    - `key`: a PRNG key (`jax.random.key(seed)`), or one per neuron (shape
-      `(num_neurons,)`).
+    - `key`: a JAX PRNG key (`jax.random.key(seed)` or `jax.random.PRNGKey(seed)`),
+      of which neuron `i` gets `jax.random.fold_in(key, i)`, or one key per neuron
+      (shape `(num_neurons,)`, or `(num_neurons, 2)` for `PRNGKey`s), kept as given.
     - `column`: the state column that gets the noise (default 0).
 
     **Raises:** `ValueError` for a negative or NaN `sigma` (inside `jit` via
@@ -143,25 +122,10 @@ class DiffusionNoise(AbstractDiffusionNeuron):
         self.neuron = neuron
         self.sigma = check_positive("DiffusionNoise sigma", as_param("sigma", sigma, n),
                                     allow_zero=True)  # fmt: skip
-        self.key = _per_neuron_keys(key, n)
+        self.key = per_neuron_keys(key, n, "DiffusionNoise")
         self.column = column
 
     # --------------------------------------------------------- the wrapped model
-    @property
-    def num_neurons(self) -> int:
-        """The wrapped model's population size."""
-        return self.neuron.num_neurons
-
-    @property
-    def refractory_period(self) -> Float[Array, "..."]:
-        """The wrapped model's refractory period (no noise while refractory)."""
-        return self.neuron.refractory_period
-
-    @property
-    def receives_while_refractory(self) -> bool:
-        """Whether input reaches a refractory neuron: as in the wrapped model."""
-        return self.neuron.receives_while_refractory
-
     @property
     def state_size(self) -> int:
         return self.neuron.state_size
@@ -185,17 +149,14 @@ class DiffusionNoise(AbstractDiffusionNeuron):
     # deterministic flow; with noise every solver step end is checked.)
 
     def check(self):
-        return DiffusionNoise(
-            self.neuron.check(),
-            check_positive("DiffusionNoise sigma", self.sigma, allow_zero=True),
-            self.key,
-            self.column,
+        return eqx.tree_at(
+            lambda d: (d.neuron, d.sigma),
+            self,
+            (
+                self.neuron.check(),
+                check_positive("DiffusionNoise sigma", self.sigma, allow_zero=True),
+            ),
         )
-
-    def one_neuron(self, i=0):
-        n = self.num_neurons
-        sigma = self.sigma[i] if self.sigma.shape == (n,) else self.sigma
-        return DiffusionNoise(self.neuron.one_neuron(i), sigma, self.key[i : i + 1], self.column)
 
     # --------------------------------------------------------------- the noise
     def diffusion(self, t, y, refractory):

@@ -3,7 +3,7 @@ threshold, sampled exactly by time rescaling (`EscapeNoise`); the hazards
 (`AbstractHazard`, `ExponentialHazard`)."""
 
 # (No `from __future__ import annotations`: `EscapeNoise` implements `eqx.AbstractVar`s
-# of `AbstractNeuron` as properties; see _base.py.)
+# of `_AbstractWrapper`; see _base.py.)
 
 import abc
 
@@ -15,6 +15,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Key, Scalar
 
 from ._base import AbstractNeuron
 from ._params import as_param, check_positive, ParamLike
+from ._wrapper import _AbstractWrapper, per_neuron_keys
 
 
 class AbstractHazard(eqx.Module):
@@ -100,24 +101,7 @@ class ExponentialHazard(AbstractHazard):
         )
 
 
-def per_neuron_keys(key: ArrayLike, n: int) -> Key[Array, " neurons"]:
-    """`n` typed PRNG keys, one per neuron, from one key (split) or from one per
-    neuron (kept); legacy `uint32` keys (`jax.random.PRNGKey`) are wrapped first."""
-    key = jnp.asarray(key)
-    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if not typed and key.dtype == jnp.uint32 and key.shape in ((2,), (n, 2)):
-        key = jax.random.wrap_key_data(key)
-        typed = True
-    if not typed or key.shape not in ((), (n,)):
-        raise ValueError(
-            "EscapeNoise: `key` must be a JAX PRNG key, `jax.random.key(seed)` (shape ()) "
-            f"or `jax.random.PRNGKey(seed)` (shape (2,)), or one per neuron (shape ({n},) "
-            f"or ({n}, 2)); got dtype {key.dtype} and shape {key.shape}."
-        )
-    return jax.random.split(key, n) if key.shape == () else key
-
-
-class EscapeNoise(AbstractNeuron):
+class EscapeNoise(_AbstractWrapper):
     r"""Escape noise around any neuron model: each neuron fires stochastically with
     the hazard `rho(u)` of its distance to threshold `u = neuron.condition(t, y)`
     (e.g. `v - threshold`), instead of at the threshold crossing.
@@ -154,8 +138,9 @@ class EscapeNoise(AbstractNeuron):
     - `hazard`: the escape rate ([`spikeode.AbstractHazard`][], e.g.
       [`spikeode.ExponentialHazard`][]); its parameters scalars or one per neuron.
     - `key`: a JAX PRNG key (`jax.random.key(seed)` or `jax.random.PRNGKey(seed)`),
-      split into one key per neuron, or one key per neuron (shape `(num_neurons,)`,
-      or `(num_neurons, 2)` for `PRNGKey`s), kept as given.
+      of which neuron `i` gets `jax.random.fold_in(key, i)` (so its draws do not
+      depend on the population size), or one key per neuron (shape
+      `(num_neurons,)`, or `(num_neurons, 2)` for `PRNGKey`s), kept as given.
 
     **Raises:** `TypeError` if `neuron` or `hazard` is of the wrong kind, `ValueError`
     for a hazard parameter of the wrong shape or a key of the wrong shape or dtype.
@@ -185,22 +170,7 @@ class EscapeNoise(AbstractNeuron):
                 )
         self.neuron = neuron
         self.hazard = hazard
-        self.key = per_neuron_keys(key, n)
-
-    @property
-    def num_neurons(self) -> int:
-        """The wrapped model's number of neurons."""
-        return self.neuron.num_neurons
-
-    @property
-    def refractory_period(self) -> Float[Array, "..."]:
-        """The wrapped model's refractory period (the hazard is zero during it)."""
-        return self.neuron.refractory_period
-
-    @property
-    def receives_while_refractory(self) -> bool:
-        """The wrapped model's: whether inputs reach a refractory neuron."""
-        return self.neuron.receives_while_refractory
+        self.key = per_neuron_keys(key, n, "EscapeNoise")
 
     @property
     def state_size(self) -> int:
@@ -256,9 +226,3 @@ class EscapeNoise(AbstractNeuron):
         return eqx.tree_at(
             lambda e: (e.neuron, e.hazard), self, (self.neuron.check(), self.hazard.check())
         )
-
-    def one_neuron(self, i=0):
-        n = self.num_neurons
-        pick = lambda x: x[i] if eqx.is_array(x) and x.shape == (n,) else x
-        hazard = jax.tree_util.tree_map(pick, self.hazard)
-        return EscapeNoise(self.neuron.one_neuron(i), hazard, self.key[i : i + 1])
