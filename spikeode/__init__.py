@@ -3,6 +3,14 @@
 from . import data as data, losses as losses, nn as nn, smooth as smooth
 from ._adjoint import EventPropAdjoint as EventPropAdjoint
 from ._first_spike import first_spikes as first_spikes
+from ._fitting import (
+    AbstractObjective as AbstractObjective,
+    fit as fit,
+    FitResult as FitResult,
+    LogLikelihoodObjective as LogLikelihoodObjective,
+    Recording as Recording,
+    SpikeDistanceObjective as SpikeDistanceObjective,
+)
 from ._gradcheck import (
     check_grads as check_grads,
     GradCheckReport as GradCheckReport,

@@ -223,6 +223,26 @@ class SpikeTrain(eqx.Module):
             self.num_neurons,
         )
 
+    def select(self, neurons: Sequence[int]) -> SpikeTrain:
+        """The spikes of the given neurons only, renumbered `0, 1, ...` in the order
+        given (same capacity; differentiable in the times), e.g. one neuron's spikes
+        as the data of a single-neuron fit.
+
+        **Raises:** `ValueError` for ids outside `[0, num_neurons)` or repeated ids.
+        """
+        ids = [int(i) for i in neurons]
+        if len(set(ids)) != len(ids) or any(not 0 <= i < self.num_neurons for i in ids):
+            raise ValueError(
+                f"SpikeTrain.select: `neurons` must be distinct ids in "
+                f"[0, {self.num_neurons}); got {ids}."
+            )
+        new = jnp.full_like(self.neurons, len(ids))
+        for k, i in enumerate(ids):
+            new = jnp.where(self.neurons == i, k, new)
+        kept = new < len(ids)
+        times = jnp.where(kept, self.times, jnp.inf)
+        return SpikeTrain(times, new, len(ids)).sorted()
+
     # ---------------------------------------------------------------- conversions
     def counts(self) -> Int[Array, "*batch num_neurons"]:
         """Number of spikes per neuron."""

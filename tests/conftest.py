@@ -44,6 +44,7 @@ HEAVY_FIRST = [
     "test_event_driven.py",  # (140)
     "test_train.py",  # (110: units of 10-45)
     "test_adjoint.py",  # (150)
+    "test_fit.py",  # (120: one fixture's fit shared by most tests)
     "test_qif.py",  # (90)
     "test_delta_neurons.py",  # (90)
     "test_per_neuron.py",  # (80)
