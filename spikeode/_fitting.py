@@ -418,13 +418,15 @@ def fit(
         bar = tqdm(total=steps, desc="fit", unit="step")
     history = []
     for i in range(steps):
-        raw, opt_state, value = _step(raw, opt_state, objective, data, where, flags, optimiser)
+        new_raw, opt_state, value = _step(raw, opt_state, objective, data, where, flags,
+                                          optimiser)  # fmt: skip
         value = float(value)
         if not np.isfinite(value):
             raise ValueError(
                 f"fit: the loss is {value} at step {i} (parameters "
                 f"{[np.asarray(v) for v in raw]}, logarithms where positive)."
             )
+        raw = new_raw
         history.append(value)
         still = tol is not None and len(history) > 3 and all(
             abs(a - b) <= tol for a, b in zip(history[-4:-1], history[-3:])
@@ -441,6 +443,8 @@ def fit(
     values = tuple(jnp.exp(r) if p else r for r, p in zip(raw, flags))
     fitted = _replace(where, objective, values)
     final = _total_loss_jit(fitted, data) / data.num_trials
+    if not bool(jnp.isfinite(final)):
+        raise ValueError(f"fit: the loss is {float(final)} after the last step.")
     hessian = covariance = errors = None
     if standard_errors:
         flat, unravel = jax.flatten_util.ravel_pytree(values)
