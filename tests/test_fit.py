@@ -51,12 +51,14 @@ def test_maximum_likelihood_fit_of_one_neuron(single):
     truth = (TRUE["threshold"], TRUE["delta"])
     # the estimate is at least as likely as the truth (it is the maximum), and the
     # likelihood rose along the way
-    at_truth = so.fit(eqx.tree_at(WHERE, objective, tuple(map(jnp.asarray, truth))), data,
-                      WHERE, steps=0, standard_errors=False, progress=False).final_loss  # fmt: skip
+    # (strongly typed values, as the fit's: its compiled loss is reused)
+    truth_values = tuple(jnp.asarray(t, jnp.float64) for t in truth)
+    at_truth = so.fit(eqx.tree_at(WHERE, objective, truth_values), data, WHERE, steps=0,
+                      standard_errors=False, progress=False).final_loss  # fmt: skip
     assert float(result.final_loss) <= float(at_truth)
     assert float(result.final_loss) < float(result.losses[0]) - 1.0
     # a stationary point: the gradient of the mean loss is ~0 there
-    grad = jax.jit(jax.grad(lambda v: _mean_loss(objective, data, v)))(jnp.stack(result.values))
+    grad = _mean_loss_grad(objective, data, jnp.stack(result.values))
     assert float(jnp.max(jnp.abs(grad))) < 1e-4
     # the truth lies within 4 standard errors (a correct estimator fails this for
     # fewer than 1e-4 of seeds)
@@ -73,12 +75,16 @@ def _mean_loss(objective, data, values):
     return jnp.mean(per_trial(data.spikes, None, data.t0, data.t1))
 
 
+# the reverse-mode gradient of the mean loss, compiled once for both tests that use it
+_mean_loss_grad = eqx.filter_jit(jax.grad(_mean_loss, argnums=2))
+
+
 def test_hessian_matches_finite_differences_of_the_gradient(single):
     # forward over forward (the fit's Hessian) against central differences of the
     # reverse-mode gradient, an independent way through the loop
     data, objective, result = single
     x = jnp.stack(result.values)
-    grad = jax.jit(jax.grad(lambda v: _mean_loss(objective, data, v) * data.num_trials))
+    grad = lambda v: _mean_loss_grad(objective, data, v) * data.num_trials  # noqa: E731
     h = 1e-6
     fd = np.stack([(grad(x + h * e) - grad(x - h * e)) / (2 * h) for e in jnp.eye(2)])
     np.testing.assert_allclose(result.hessian, fd, rtol=2e-6, atol=1e-6 * np.abs(fd).max())
