@@ -45,6 +45,7 @@ bench: $(STAMP)
 # Regenerates every reproduction's figure and numbers (docs/reproductions.md).
 reproduce: $(STAMP)
 	$(BIN)/python examples/mostafa.py
+	$(BIN)/python examples/mnist_subset.py
 	$(BIN)/python examples/zenke_vogels.py
 	$(BIN)/python examples/fiete_seung.py
 	$(BIN)/python examples/klos_memmesheimer.py

