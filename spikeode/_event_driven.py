@@ -170,7 +170,7 @@ def event_driven_run(
     num_in = in_times.shape[0] - 1
 
     # ---------------------------------------------------------------- one lane
-    free, refr = jnp.zeros((1,), bool), jnp.ones((1,), bool)
+    free, refr = np.zeros((1,), bool), np.ones((1,), bool)  # (not traced: see body)
 
     def lane_flow(m, t_a, y, refr_until, t_b):
         """The lane's state at `t_b` from `(t_a, y)` without an event in between:

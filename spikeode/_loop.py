@@ -54,9 +54,11 @@ class _Carry(eqx.Module):
 
 class _Consts(eqx.Module):
     neuron: AbstractNeuron
+    # the model from `t_switch` on (`Problem.switch`), or None
+    after: AbstractNeuron | None
+    t_switch: Scalar
     t0: Scalar
     t1: Scalar
-    t_ref: Array
     in_ids: Array
     in_post: Array
 
@@ -96,16 +98,22 @@ def per_neuron_run(p: Problem, k: int) -> tuple[Simulation, list[Failure]]:
     else:
         d_cols = jnp.zeros((n, 0, 1), y0.dtype)
     single, axes = _one_neuron_model(neuron)
+    after = after_axes = t_switch = None
+    if p.switch is not None:
+        t_switch, after = p.switch
+        after, after_axes = _one_neuron_model(after)
 
-    def one(model, w_col, d_col, y0_i):
+    def one(model, after_model, w_col, d_col, y0_i):
         sim, failures = coupled_run(p.replace(
             neuron=model, w_in=None if inputs is None else w_col,
             input_delays=None if p.input_delays is None else d_col, y0=y0_i[None],
-            max_spikes=k,
+            max_spikes=k, switch=None if after is None else (t_switch, after_model),
         ), max_pending=None)  # fmt: skip
         return sim, [flag for flag, _, _ in failures]
 
-    sims, flags = eqx.filter_vmap(one, in_axes=(axes, 0, 0, 0))(single, w_cols, d_cols, y0)
+    sims, flags = eqx.filter_vmap(one, in_axes=(axes, after_axes, 0, 0, 0))(
+        single, after, w_cols, d_cols, y0
+    )
     overflow, _, failed, unfinished = (jnp.any(f) for f in flags)
     # merge the n buffers of k spikes into one sorted train of capacity max_spikes
     real = sims.spikes.neurons.reshape(-1) == 0
@@ -173,12 +181,29 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
 
     num_save, save_ts, save_pad = save_schedule(p.save_ts, t0, t1, dtype)
     solve = p.segment.solve
-    t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
+    after, t_switch = None, jnp.asarray(jnp.inf, dtype)
+    if p.switch is not None:
+        t_switch, after = p.switch
+        t_switch = jnp.asarray(t_switch, dtype)
+        if jax.tree_util.tree_structure(after) != jax.tree_util.tree_structure(neuron):
+            raise ValueError(
+                f"simulate: the model after the switch ({type(after).__name__}) must "
+                f"have the structure of the model before it ({type(neuron).__name__})."
+            )
 
     def body(k: _Consts, c: _Carry, read):
         # Everything traced comes in through `k` (differentiated as a whole), the
         # carry `c`, or `read(site, index)` (one row of a table; see _stored_loop).
-        neuron = k.neuron
+        if after is None:
+            neuron, t_switch_next = k.neuron, jnp.asarray(jnp.inf, dtype)
+        else:
+            # the model in force from `c.t` on; a segment ends at the switch
+            switched = c.t >= k.t_switch
+            neuron = jax.tree_util.tree_map(
+                lambda a, b: jnp.where(switched, b, a), k.neuron, k.after
+            )
+            t_switch_next = jnp.where(switched, jnp.inf, k.t_switch)
+        t_ref = jnp.broadcast_to(jnp.asarray(neuron.refractory_period, dtype), (n,))
         refractory = c.refr_until > c.t
         t_in = read("in_times", c.in_ptr)
         t_save = read("save", c.save_ptr)
@@ -193,7 +218,7 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
             t_pend = jnp.asarray(jnp.inf, dtype)
         # in the order in which coinciding items are processed: saves, input arrivals,
         # recurrent arrivals, ends of refractory periods
-        t_sched = first_of(t_save, t_in, t_pend, t_release, k.t1)
+        t_sched = first_of(t_save, t_in, t_pend, t_release, t_switch_next, k.t1)
         # A neuron already at threshold (e.g. a jump put it there) fires now.
         fire_now = fires_now(neuron, c.t, c.y, refractory)
         # A segment ends at the next scheduled time (differentiable: input spike times
@@ -239,7 +264,7 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
         # jumps: spike (reset + recurrent kick, or arrivals scheduled), else scheduled
         # items at t_end; a kick reaches the neurons refractory then (after the spike)
         # unless the model says otherwise (`receive`)
-        refr_until = jnp.where(fired, t_new + k.t_ref, c.refr_until)
+        refr_until = jnp.where(fired, t_new + t_ref, c.refr_until)
         refractory_now = refr_until > t_new
         y_spk = neuron.reset(y_new, fired)
         if w_rec is not None and not delayed:
@@ -312,7 +337,7 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
     num_in = in_times.shape[0] - 1
     max_segments = p.max_segments
     if max_segments is None:
-        max_segments = num_in + num_save + (2 + fan) * max_spikes + 4
+        max_segments = num_in + num_save + (2 + fan) * max_spikes + 4 + (after is not None)
     init = _Carry(
         t=t0,
         y=y0.astype(dtype),
@@ -334,7 +359,10 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
         tables["w_rec"] = w_rec
     if delayed:
         tables["delays"] = d_rec
-    consts = _Consts(neuron=neuron, t0=t0, t1=t1, t_ref=t_ref, in_ids=in_ids, in_post=in_post)
+    consts = _Consts(
+        neuron=neuron, after=after, t_switch=t_switch, t0=t0, t1=t1, in_ids=in_ids,
+        in_post=in_post,
+    )  # fmt: skip
     kind, checkpoints = p.adjoint.loop_kind(max_segments, step_bytes(init))
     final, buffers = event_while_loop(
         body, init, buffers, tables, consts, max_steps=max_segments, kind=kind,

@@ -4,6 +4,7 @@ the contract, the four loops, and the choice `simulate` makes when none is given
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -31,7 +32,13 @@ class AbstractLoop(eqx.Module):
     failures `(flag, RESULTS item, message)`; `simulate` turns these into errors or
     into `Simulation.result`. A loop that cannot run a problem raises `ValueError`
     naming itself and the reason.
+
+    A loop whose class attribute `switches` is true also runs problems with a model
+    switch (`problem.switch`, from [`spikeode.Pseudodynamics`][]) in one loop; for
+    the others `simulate` runs the phases before and after the switch one by one.
     """
+
+    switches: ClassVar[bool] = False
 
     @abc.abstractmethod
     def run(self, problem: Problem) -> tuple[Simulation, list[Failure]]:
@@ -58,6 +65,7 @@ class CoupledLoop(AbstractLoop):
     """
 
     max_pending: int | None = eqx.field(default=None, static=True)
+    switches: ClassVar[bool] = True
 
     def __check_init__(self):
         _check_capacity("max_pending", self.max_pending)
@@ -82,6 +90,7 @@ class PerNeuronLoop(AbstractLoop):
     """
 
     max_spikes_per_neuron: int = eqx.field(static=True)
+    switches: ClassVar[bool] = True
 
     def __check_init__(self):
         _check_capacity("max_spikes_per_neuron", self.max_spikes_per_neuron)

@@ -243,16 +243,19 @@ def simulate(
     if pseudodynamics is None:
         sim, failures = loop.run(problem)
     else:
-        sim, failures = _two_phases(loop, problem, pseudodynamics, segment_of)
+        sim, failures = _with_pseudodynamics(loop, problem, pseudodynamics, segment_of)
     times, result = _report(sim.spikes.times, failures, throw)
     return eqx.tree_at(lambda s: (s.spikes.times, s.result), sim, (times, result))
 
 
-def _two_phases(loop: AbstractLoop, p: Problem, pseudo: Pseudodynamics, segment_of):
-    """The trial and the pseudodynamics after it, each run by `loop`, merged into one
-    simulation over `[t0, t1]` (and the failures of both). `segment_of(model)`: the
-    segment of `simulate`'s solver options for a model (the model after the trial end
-    may need another solver by default, e.g. a numerical one)."""
+def _with_pseudodynamics(loop: AbstractLoop, p: Problem, pseudo: Pseudodynamics, segment_of):
+    """The trial and the pseudodynamics after it as one simulation over `[t0, t1]`,
+    and its failures. Where `loop` can switch models and the pseudodynamics model has
+    the structure of the model (e.g. a theta neuron with another bias), one loop runs
+    both phases; otherwise `loop` runs each phase and the spikes are merged.
+    `segment_of(model)`: the segment of `simulate`'s solver options for a model (the
+    model after the trial end may need another solver by default, e.g. a numerical
+    one)."""
     if p.delayed or p.input_delays is not None:
         raise ValueError(
             "simulate: `pseudodynamics` cannot be combined with `delays`, "
@@ -269,6 +272,11 @@ def _two_phases(loop: AbstractLoop, p: Problem, pseudo: Pseudodynamics, segment_
         ~((t_end > jnp.asarray(p.t0, dtype)) & (t_end < jnp.asarray(p.t1, dtype))),
         "Pseudodynamics: `trial_end` must lie strictly between t0 and t1.",
     )
+    if loop.switches and (
+        jax.tree_util.tree_structure(after_model) == jax.tree_util.tree_structure(p.neuron)
+    ):
+        # one loop: the model switches to its pseudodynamics at the trial end
+        return loop.run(p.replace(switch=(t_end, after_model)))
     save_ts = ts1 = ts2 = None
     if p.save_ts is not None:
         save_ts = jnp.asarray(p.save_ts)

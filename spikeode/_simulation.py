@@ -77,6 +77,10 @@ class Problem:
     max_segments: int | None
     segment: AbstractSegment
     adjoint: AbstractAdjoint
+    # `(t_switch, after)`: from `t_switch` on the model is `after`, a model of the same
+    # type and structure as `neuron` (e.g. its pseudodynamics); only for loops whose
+    # `switches` is true
+    switch: tuple[Array, AbstractNeuron] | None = None
 
     @property
     def delayed(self) -> bool:

@@ -148,6 +148,49 @@ def test_pseudodynamics_give_the_missing_spike_a_gradient():
     assert report.grad < -1e-3  # a larger w2 pulls the pseudospike towards 7.5
 
 
+# Theta pseudodynamics in closed form: one neuron at rest (bias 0, u = V - 1/2 = -1/2),
+# a subthreshold kick w at t = 1, the drive c from T on. In `u`, tau = 1:
+# u' = u^2 - 1/4 before T (u = -tanh((t - 1)/2 + atanh(-2 u_1)) / 2 after the kick),
+# u' = u^2 + k^2 after it, k = sqrt(c - 1/4): spikes where k (t - T) + atan(u_T / k)
+# = pi/2 + m pi.
+PSEUDO_T = 4.0
+
+
+def _theta_pseudospikes_closed_form(w, c, m=3):
+    u1 = -0.5 + w
+    u_T = -0.5 * jnp.tanh((PSEUDO_T - 1.0) / 2 + jnp.arctanh(-2 * u1))
+    k = jnp.sqrt(c - 0.25)
+    return PSEUDO_T + (jnp.pi / 2 - jnp.arctan(u_T / k) + jnp.pi * jnp.arange(m, dtype=k.dtype)) / k
+
+
+@pytest.mark.parametrize("loop", ["coupled", "event-driven"])
+def test_theta_pseudospikes_and_gradients_match_the_closed_form(loop):
+    # the coupled loop runs trial and pseudodynamics in one loop (the model switches
+    # at T), the event-driven loop one after the other: both against the closed form
+    inputs = so.SpikeTrain.from_lists([[1.0]])
+    recurrent = loop == "event-driven"
+
+    @jax.jit
+    def first_three(w, c):
+        sim = so.simulate(
+            so.ThetaNeuron(1, tau=1.0, bias=0.0), 14.5, inputs, jnp.reshape(w, (1, 1)),
+            w_rec=jnp.zeros((1, 1)) if recurrent else None, max_spikes=8,
+            loop=so.EventDrivenLoop() if recurrent else so.CoupledLoop(),
+            pseudodynamics=so.Pseudodynamics(PSEUDO_T, drive=c),
+        )  # fmt: skip
+        return sim.spikes.times[:3], sim.spikes.num_spikes
+
+    w, c = jnp.asarray(0.3), jnp.asarray(1.0)
+    times, count = first_three(w, c)
+    assert int(count) == 3  # silent in the trial; 3 pseudospikes before 14.5
+    np.testing.assert_allclose(times, _theta_pseudospikes_closed_form(w, c), rtol=1e-13)
+    jac = jax.jacrev(lambda w, c: first_three(w, c)[0], argnums=(0, 1))(w, c)
+    ref = jax.jacrev(_theta_pseudospikes_closed_form, argnums=(0, 1))(w, c)
+    for g, r in zip(jac, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-10)
+        assert np.all(np.abs(np.asarray(r)) > 1e-3)
+
+
 @pytest.mark.slow  # (a training run; the gradient through pseudospikes: the test above)
 def test_silent_layered_theta_network_learns_through_pseudospikes():
     """An initially silent 3-4-2 network of excitable theta neurons (Klos &
