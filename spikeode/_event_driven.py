@@ -170,14 +170,17 @@ def event_driven_run(
     num_in = in_times.shape[0] - 1
 
     # ---------------------------------------------------------------- one lane
-    free, refr = np.zeros((1,), bool), np.ones((1,), bool)  # (not traced: see body)
+    # a lane's refractory flag, free or refractory: made where it is used, inside the
+    # loop body's trace (an array made out here would be a traced constant closed over)
+    free = lambda: jnp.zeros((1,), bool)
+    refr = lambda: jnp.ones((1,), bool)
 
     def lane_flow(m, t_a, y, refr_until, t_b):
         """The lane's state at `t_b` from `(t_a, y)` without an event in between:
         refractory up to `refr_until`, free after it."""
         t_mid = jnp.clip(refr_until, t_a, t_b)
-        y_mid = m.flow(t_a, y[None], t_mid, refr)
-        return m.flow(t_mid, y_mid, t_b, free)[0]
+        y_mid = m.flow(t_a, y[None], t_mid, refr())
+        return m.flow(t_mid, y_mid, t_b, free())[0]
 
     def lane_check(m, t, y, refr_until, t1):
         """Where the lane's prediction from `(t, y)` starts (after its refractory
@@ -185,19 +188,19 @@ def event_driven_run(
         or crosses before the end."""
         t_s = jnp.where(refr_until > t, refr_until, t)
         y_s = lane_flow(m, t, y, refr_until, t_s)[None]
-        fire_now = (t_s < t1) & fires_now(m, t_s, y_s, free)
-        t_safe = lax.stop_gradient(m.safe_step_end(t_s, y_s, t1, free))
+        fire_now = (t_s < t1) & fires_now(m, t_s, y_s, free())
+        t_safe = lax.stop_gradient(m.safe_step_end(t_s, y_s, t1, free()))
         t_safe = jnp.minimum(t_safe, t1)
-        crossed = (t_safe > t_s) & (cond(m, t_safe, m.flow(t_s, y_s, t_safe, free), free) > 0)
+        crossed = (t_safe > t_s) & (cond(m, t_safe, m.flow(t_s, y_s, t_safe, free()), free()) > 0)
         return t_s, y_s[0], t_safe, fire_now, crossed & ~fire_now
 
     def lane_root(m, t_s, t_safe, y_s, crossed, guess):
         return find_crossing(
-            cond, seg.root_finder, m, t_s, t_safe, y_s[None], free, crossed, guess
+            cond, seg.root_finder, m, t_s, t_safe, y_s[None], free(), crossed, guess
         )  # fmt: skip
 
     def lane_pred(m, t_s, t_safe, y_s, fire_now, crossed, root, t1):
-        t_hit = flow_crossing(m, t_s, t_safe, y_s[None], free, crossed, root, condition=cond)
+        t_hit = flow_crossing(m, t_s, t_safe, y_s[None], free(), crossed, root, condition=cond)
         pred = jnp.where(fire_now, t_s, jnp.where(crossed, t_hit, t_safe))
         spike = fire_now | crossed
         return jnp.where(pred < t1, pred, jnp.inf), spike
@@ -205,7 +208,7 @@ def event_driven_run(
     def lane_slope(m, t, y):
         _, dc = jax.jvp(
             lambda tt, yy: m.condition(tt, yy), (t, y[None]),
-            (jnp.ones_like(t), m.vector_field(t, y[None], free)),
+            (jnp.ones_like(t), m.vector_field(t, y[None], free())),
         )  # fmt: skip
         return dc[0]
 
