@@ -26,8 +26,11 @@ that it fires). Tasks: XOR (3-4-2: two inputs and a bias spike at 0; a 1 spikes 
 0, a 0 at 1) and scikit-learn's 8x8 digits (65-H-10, latency code in [0, 3], bias
 spike at 0). It checks that all paths give the same gradients at initialisation
 (float64, relative difference ~1e-13) and the same training curves, and times them.
+The full run repeats everything for seeds 0, 1, 2 (initial weights; digits: also the
+mini-batch order; the data split is fixed) and reports per-seed values, their mean and
+sample standard deviation (ddof=1).
 
-    python examples/mostafa.py            # full run (a few minutes), writes
+    python examples/mostafa.py            # full run (3 seeds, ~15 min loaded), writes
                                           # docs/figures/mostafa.png and .json
     python examples/mostafa.py --fast     # XOR + a gradient check on a few digits
 
@@ -37,6 +40,7 @@ spike at 0). It checks that all paths give the same gradients at initialisation
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import time
@@ -258,15 +262,20 @@ def weight_diff(pa, pb):
     return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(pa, pb))
 
 
-def xor_experiment(fast):
+def xor_experiment(fast, seed=0, paths=None):
+    """XOR from the initial weights of `seed` (key 1 + 2 seed; full batch, so the seed
+    changes only the initial weights). `paths`: `make_paths((3, 4, 2))`'s output,
+    shared between seeds (compiled once)."""
     x, y = so.data.xor_spikes(0.0, 1.0, bias_time=0.0)  # 3 inputs (2 + bias at 0)
     z = jax.vmap(per_input_z)(x)
-    grads, _ = make_paths((3, 4, 2))
-    params0 = init_params(jax.random.PRNGKey(1), (3, 4, 2), [(1.0, 1.0), (1.0, 1.0)])
+    grads, _ = paths or make_paths((3, 4, 2))
+    params0 = init_params(jax.random.PRNGKey(1 + 2 * seed), (3, 4, 2),
+                          [(1.0, 1.0), (1.0, 1.0)])
     steps = 60 if fast else 300
-    res = train_all(grads, params0, (z, x, y), lr=0.05, epochs=steps, batch_size=4, seed=0,
-                     stop_below=1e-3)
+    res = train_all(grads, params0, (z, x, y), lr=0.05, epochs=steps, batch_size=4,
+                    seed=seed, stop_below=1e-3)
     return {
+        "seed": seed,
         "network": "3-4-2 (2 inputs + bias spike at 0; 1 -> t=0, 0 -> t=1)",
         "max_steps": steps, "steps": len(res["closed_form"][0]["loss"]), "lr": 0.05,
         "stop_below_loss": 1e-3,
@@ -282,7 +291,10 @@ def xor_experiment(fast):
     }
 
 
-def digits_experiment(fast, hidden, epochs, batch_size, lr):
+def digits_experiment(fast, hidden, epochs, batch_size, lr, seed=0, paths=None):
+    """Digits from the initial weights of `seed` (key 2 + 2 seed) with the mini-batch
+    order of `seed`; the train / test split is fixed. `paths`: `make_paths((65,
+    hidden, 10))`'s output, shared between seeds (compiled once)."""
     t_max = 3.0  # brightest pixel at 0, faintest near 3; black pixels do not spike
     split = lambda s: so.data.digits_spikes(s, 0.0, t_max, bias_time=0.0)
     x_tr, y_tr = split("train")
@@ -290,8 +302,8 @@ def digits_experiment(fast, hidden, epochs, batch_size, lr):
     if fast:
         x_tr, y_tr = take(x_tr, slice(0, batch_size)), y_tr[:batch_size]
     z_tr, z_te = jax.vmap(per_input_z)(x_tr), jax.vmap(per_input_z)(x_te)
-    grads, forward = make_paths((65, hidden, 10))
-    params0 = init_params(jax.random.PRNGKey(2), (65, hidden, 10),
+    grads, forward = paths or make_paths((65, hidden, 10))
+    params0 = init_params(jax.random.PRNGKey(2 + 2 * seed), (65, hidden, 10),
                           [(0.1, 0.1), (5.0 / hidden, 0.05)])
     # gradient agreement at initialisation on one mini-batch
     xb, yb, zb_in = take(x_tr, slice(0, batch_size)), y_tr[:batch_size], z_tr[:batch_size]
@@ -306,6 +318,7 @@ def digits_experiment(fast, hidden, epochs, batch_size, lr):
     same_silent = bool(np.all(fin == np.isfinite(np.asarray(zh))))
     ref_err = float(np.max(np.abs(np.log(np.asarray(zh)[fin]) - ref[fin]))) if fin.any() else 0.0
     result = {
+        "seed": seed,
         "network": f"65-{hidden}-10 (64 pixels latency-coded in [0, {t_max}] + bias spike at 0)",
         "batch_size": batch_size,
         **init_check(grads, params0, zb_in, xb, yb),
@@ -325,7 +338,7 @@ def digits_experiment(fast, hidden, epochs, batch_size, lr):
         return float(np.mean(np.concatenate(preds) == np.asarray(y)))
 
     res = train_all(grads, params0, (z_tr, x_tr, y_tr), lr=lr, epochs=epochs,
-                     batch_size=batch_size, seed=0,
+                     batch_size=batch_size, seed=seed,
                      evaluate=lambda name, p: accuracy(name, p, x_te, z_te, y_te))
     hb = res["event_loop"][0]
     result.update({
@@ -380,38 +393,112 @@ def plot(results, path):
              "first_spikes": dict(lw=1, ls=":", color="tab:red",
                                   label="(c) spikeode.first_spikes")}
     xor = results["xor"]
+    s0 = results["seeds"][0]
     for k in style:
-        ax[0, 0].semilogy(xor["loss"][k], **style[k])
-    ax[0, 0].set(title=f"XOR 3-4-2: training loss (grad rel. diff at init "
-                       f"{xor['init_grad_rel_diff']:.1e})", xlabel="step", ylabel="loss")
-    ax[0, 0].legend(fontsize=8)
+        ax[0, 0].semilogy(xor["loss"][k], **dict(style[k], label=f"seed {s0}: {style[k]['label']}"))
+    others = results.get("more_seeds", {})
+    for i, (seed, r) in enumerate(others.items()):
+        ax[0, 0].semilogy(r["xor"]["loss"]["event_loop"], color=f"C{i + 1}", lw=1,
+                          label=f"seed {seed}: (b) event loop")
+    grad = results["summary"]["init_grad_rel_diff_max"]
+    ax[0, 0].set(title=f"XOR 3-4-2: training loss (grad rel. diff at init <= "
+                       f"{grad['xor']:.1e})", xlabel="step", ylabel="loss")
+    ax[0, 0].legend(fontsize=7)
+    ax[0, 0].title.set_fontsize(9)
     d = results["digits"]
     if "train_loss" in d:
         ep = np.arange(1, d["epochs"] + 1)
         for k in style:
             ax[0, 1].semilogy(ep, d["train_loss"][k], **style[k])
-            ax[1, 0].plot(ep, 100 * np.asarray(d["test_acc"][k]), **style[k])
-        ax[0, 1].set(title=f"digits {d['network'].split()[0]}: training loss "
-                           f"(grad rel. diff {d['init_grad_rel_diff']:.1e})",
+        ax[0, 1].set(title=f"digits {d['network'].split()[0]}, seed {s0}: training loss "
+                           f"(grad rel. diff <= {grad['digits']:.1e})",
                      xlabel="epoch", ylabel="loss")
-        ax[1, 0].set(title="digits: test accuracy", xlabel="epoch", ylabel="%")
-        ax[1, 0].legend(fontsize=8)
+        # test accuracy: every seed (colour) and path (line style); a band would hide
+        # that the runs either stay near 95 % or collapse
+        runs = {s0: d, **{int(k): r["digits"] for k, r in others.items()}}
+        dash = {"closed_form": dict(lw=2.5, alpha=0.45), "event_loop": dict(lw=1, ls="--"),
+                "first_spikes": dict(lw=1.2, ls=":")}
+        for i, (seed, r) in enumerate(runs.items()):
+            for k in style:
+                ax[1, 0].plot(ep, 100 * np.asarray(r["test_acc"][k]), color=f"C{i}", **dash[k])
+            ax[1, 0].plot([], [], color=f"C{i}", lw=4, label=f"seed {seed}")
+        for k in style:
+            ax[1, 0].plot([], [], color="gray", label=style[k]["label"], **dash[k])
+        ax[1, 0].set(title=f"digits: test accuracy, seeds {results['seeds']} x 3 paths",
+                     xlabel="epoch", ylabel="%")
+        ax[1, 0].legend(fontsize=7, ncol=2)
+        ax[0, 1].title.set_fontsize(9)
+        ax[1, 0].title.set_fontsize(9)
     z2, zc, ze = results["_z_map"]
     ax[1, 1].plot(z2, zc, lw=2.5, alpha=0.5, label="closed form")
     ax[1, 1].plot(z2, ze, "k.", ms=3, label="event loop")
     ax[1, 1].set(title="z-domain map: inputs at t = 0, t2, 1 (w = 1.5, 1.0, 0.5)",
                  xlabel="z2 = exp(t2)", ylabel="z_out = exp(t_out)")
     ax[1, 1].legend(fontsize=8)
+    ax[1, 1].title.set_fontsize(9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
-def run(fast=False, hidden=100, epochs=20, batch_size=32, lr=3e-3):
+SEEDS = (0, 1, 2)
+
+
+def spread(values):
+    """Per-seed values, their mean and sample standard deviation (ddof = 1)."""
+    a = np.asarray(values, dtype=float)
+    return {"per_seed": [float(v) for v in a], "mean": float(a.mean()),
+            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def summarise(runs):
+    """Across seeds: XOR steps and accuracy, digits final (and best-epoch) test
+    accuracy in % per path, the worst gradient agreement at initialisation."""
+    xs, ds = [r["xor"] for r in runs], [r["digits"] for r in runs]
+    out = {"std": "sample standard deviation over the seeds (numpy ddof=1)",
+           "xor_steps": spread([x["steps"] for x in xs]),
+           "xor_final_acc": {k: spread([100 * x["final_acc"][k] for x in xs]) for k in PATHS},
+           "init_grad_rel_diff_max": {
+               "xor": max(max(x["init_grad_rel_diff"], x["init_grad_rel_diff_first_spikes"])
+                          for x in xs),
+               "digits": max(max(d["init_grad_rel_diff"], d["init_grad_rel_diff_first_spikes"])
+                             for d in ds)}}
+    if "final_test_acc" in ds[0]:
+        out["digits_final_test_acc"] = {
+            k: spread([100 * d["final_test_acc"][k] for d in ds]) for k in PATHS}
+        out["digits_best_epoch_test_acc"] = {
+            k: spread([100 * max(d["test_acc"][k]) for d in ds]) for k in PATHS}
+        out["digits_first_divergent_epoch"] = {
+            k: [d["first_divergent_epoch"][k] for d in ds] for k in ("closed_form", "first_spikes")}
+        out["digits_time_per_epoch_s"] = {
+            k: spread([d["time_per_epoch_s"][k] for d in ds]) for k in PATHS}
+    return out
+
+
+def run(fast=False, hidden=100, epochs=20, batch_size=32, lr=3e-3, seeds=SEEDS, log=None):
+    """Every seed of `seeds` (fast: the first only): XOR and digits, three paths each.
+    `xor` and `digits` hold the first seed's record, `more_seeds` the others'
+    (`{seed: {"xor", "digits"}}`), `summary` the spread over all of them."""
     start = time.perf_counter()
+    log = log or functools.partial(print, flush=True)
+    seeds = tuple(seeds[:1]) if fast else tuple(seeds)
+    hidden, batch_size = (16, 8) if fast else (hidden, batch_size)
+    xor_paths, digits_paths = make_paths((3, 4, 2)), make_paths((65, hidden, 10))
+    runs = []
+    for seed in seeds:
+        t = time.perf_counter()
+        runs.append({"xor": xor_experiment(fast, seed, xor_paths),
+                     "digits": digits_experiment(fast, hidden, epochs, batch_size, lr, seed,
+                                                 digits_paths)})
+        d = runs[-1]["digits"]
+        acc = ("" if "final_test_acc" not in d else ", digits test " + ", ".join(
+            f"{k} {100 * d['final_test_acc'][k]:.2f} %" for k in PATHS))
+        log(f"seed {seed}: XOR {runs[-1]['xor']['steps']} steps{acc} "
+            f"({time.perf_counter() - t:.0f} s)")
     results = {"fast": fast, "dtype": "float64", "t1": T1, "penalty_K": PENALTY,
-               "xor": xor_experiment(fast)}
-    results["digits"] = digits_experiment(fast, 16 if fast else hidden, epochs,
-                                          8 if fast else batch_size, lr)
+               "seeds": list(seeds), **runs[0],
+               "more_seeds": {str(s): r for s, r in zip(seeds[1:], runs[1:])},
+               "summary": summarise(runs)}
     results["total_time_s"] = time.perf_counter() - start
     return results
 
@@ -423,12 +510,15 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                   help="seeds of the initial weights and batch order (--fast: the first)")
     p.add_argument("--figure", default=None,
                    help="default docs/figures/mostafa.png (not with --fast)")
     p.add_argument("--json", default=None,
                    help="default docs/figures/mostafa.json (not with --fast)")
     args = p.parse_args(argv)
-    results = run(args.fast, args.hidden, args.epochs, args.batch_size, args.lr)
+    results = run(args.fast, args.hidden, args.epochs, args.batch_size, args.lr,
+                  tuple(args.seeds))
     figure = args.figure or (None if args.fast else str(ROOT / "docs/figures/mostafa.png"))
     out_json = args.json or (None if args.fast else str(ROOT / "docs/figures/mostafa.json"))
     if figure:
@@ -451,8 +541,16 @@ def main(argv=None):
           f"times vs NumPy closed form "
           f"{d['hidden_times_vs_numpy_closed_form']['max_abs_diff']:.1e}")
     if "final_test_acc" in d:
-        print(f"digits after {d['epochs']} epochs: test accuracy "
+        print(f"digits after {d['epochs']} epochs, seed {d['seed']}: test accuracy "
               f"{each(d['final_test_acc'], '.2%')}; s/epoch {each(d['time_per_epoch_s'], '.2f')}")
+        sm = results["summary"]
+        for k in PATHS:
+            a = sm["digits_final_test_acc"][k]
+            print(f"digits {k}, seeds {results['seeds']}: "
+                  f"{', '.join(f'{v:.2f}' for v in a['per_seed'])} % "
+                  f"(mean {a['mean']:.2f} ± {a['std']:.2f}, std ddof=1)")
+        print(f"XOR steps per seed {sm['xor_steps']['per_seed']}, final accuracy "
+              f"{each({k: v['per_seed'] for k, v in sm['xor_final_acc'].items()}, '')}")
     print(f"total {results['total_time_s']:.0f} s")
     return results
 

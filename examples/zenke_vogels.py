@@ -33,9 +33,11 @@ accuracy. Tasks:
 
 Measured: test accuracy, hidden spikes per sample, time per training epoch (the median
 over the epochs after the first, which includes compilation), and on Randman a sweep
-of the surrogate scale beta for all three surrogates.
+of the surrogate scale beta for all three surrogates. The full run repeats everything
+for seeds 0, 1, 2 (initial weights and mini-batch order; the data are fixed) and
+reports per-seed values, their mean and sample standard deviation (ddof=1).
 
-    python examples/zenke_vogels.py          # full run (a few minutes), writes
+    python examples/zenke_vogels.py          # full run (3 seeds), writes
                                              # docs/figures/zenke_vogels.png and .json
     python examples/zenke_vogels.py --fast   # tiny sizes (tests/reproductions/test_zenke_vogels.py)
 
@@ -45,6 +47,8 @@ of the surrogate scale beta for all three surrogates.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -162,6 +166,9 @@ def train_exact(task, data, sizes, num_classes, seed=0):
                                            config.hidden_spikes_per_neuron))).validate()
     assert config.silent_weight == 0 and config.hidden_bump == 0  # not in _exact_batch
     model = build_model(config, x_tr.num_neurons, num_classes, jax.random.PRNGKey(seed))
+    # the loss does not read the seed: one static configuration for every seed, so that
+    # the event loop's gradient is compiled once per task, not once per seed
+    config_loss = dataclasses.replace(config, seed=0)
     params, static = eqx.partition(model, trainable_filter(model))
     steps = len(y_tr) // BATCH
     opt = optimiser(config, steps)
@@ -180,8 +187,8 @@ def train_exact(task, data, sizes, num_classes, seed=0):
         losses = []
         try:
             for idx in batches(len(y_tr), seed, epoch):
-                (loss, _), grads = _exact_grad(params, static, config, take(x_tr, idx),
-                                               y_tr[idx])
+                (loss, _), grads = _exact_grad(params, static, config_loss,
+                                               take(x_tr, idx), y_tr[idx])
                 updates, state = update(grads, state, params)
                 params = eqx.apply_updates(params, updates)
                 losses.append(loss)
@@ -196,7 +203,7 @@ def train_exact(task, data, sizes, num_classes, seed=0):
         for first in range(0, n, BATCH):  # the last batch wraps around; only real samples count
             idx = np.arange(first, first + BATCH) % n
             (_, (preds, counts)), _ = _exact_grad(
-                params, static, config, take(x_te, idx), y_te[idx]
+                params, static, config_loss, take(x_te, idx), y_te[idx]
             )
             real = min(BATCH, n - first)
             correct += int(jnp.sum((preds == jnp.asarray(y_te[idx], preds.dtype))[:real]))
@@ -268,59 +275,130 @@ def summarise(hist, info):
 
 
 # ------------------------------------------------------------------------------ run
-def run(fast: bool = False, seed: int = 0, log=print) -> dict:
-    """Train both sides on Randman and Yin-Yang and sweep beta on Randman.
+SEEDS = (0, 1, 2)
 
-    **Arguments:**
 
-    - `fast`: tiny sizes, and the exact side on Randman only (its compilation takes
-      most of the time), instead of the full run (minutes).
-    - `seed`: seed of the initial weights and the mini-batch order.
-    - `log`: where progress lines go.
-
-    **Returns:** a dict with `randman` and `yinyang` (each `exact` and `surrogate`:
-    `test_acc`, `hidden_spikes_per_sample`, `time_per_epoch_s`, `first_epoch_s`,
-    `history`), `beta_sweep` (`{surrogate: {beta: result}}` on Randman) and sizes.
-    """
-    cfg = FAST if fast else FULL
-    start = time.perf_counter()
-    results = dict(fast=fast, seed=seed, dtype=dtype_name(), t1=T1, tau_mem=TAU_MEM,
-                   tau_syn=TAU_SYN, batch_size=BATCH,
-                   sizes={k: cfg[k] for k in ("randman", "yinyang")})
+def run_seed(cfg: dict, data: dict, seed: int, log) -> dict:
+    """One seed (initial weights and mini-batch order; the data are fixed): `randman`
+    and `yinyang` (`exact`, `surrogate`) and the `beta_sweep` on Randman."""
+    results = {}
     for task in ("randman", "yinyang"):
         sizes = cfg[task]
-        data = load(task, sizes)
         num_classes = sizes["num_classes"] if task == "randman" else 3
-        results[task] = dict(num_train=int(len(data[0][1])), num_test=int(len(data[1][1])),
-                             num_inputs=data[0][0].num_neurons)
+        results[task] = {}
         if task == "randman":
             sweep = {}
             for surrogate in cfg["surrogates"]:
                 sweep[surrogate] = {}
                 for beta in cfg["betas"]:
-                    r = train_surrogate(data, sizes, num_classes, surrogate, beta, seed)
+                    r = train_surrogate(data[task], sizes, num_classes, surrogate, beta, seed)
                     sweep[surrogate][f"{beta:g}"] = r
-                    log(f"randman surrogate {surrogate:10s} beta {beta:6g}: test "
+                    log(f"seed {seed}: randman surrogate {surrogate:10s} beta {beta:6g}: test "
                         f"{r['test_acc']:.3f}, {r['hidden_spikes_per_sample']:.1f} spikes, "
                         f"{r['time_per_epoch_s']:.2f} s/epoch")
             results["beta_sweep"] = sweep
             main = sweep.get(MAIN[0], {}).get(f"{MAIN[1]:g}")
             if main is None:
-                main = train_surrogate(data, sizes, num_classes, *MAIN, seed)
+                main = train_surrogate(data[task], sizes, num_classes, *MAIN, seed)
             results[task]["surrogate"] = main
         else:
-            r = train_surrogate(data, sizes, num_classes, *MAIN, seed)
+            r = train_surrogate(data[task], sizes, num_classes, *MAIN, seed)
             results[task]["surrogate"] = r
-            log(f"{task} surrogate: test {r['test_acc']:.3f}, "
+            log(f"seed {seed}: {task} surrogate: test {r['test_acc']:.3f}, "
                 f"{r['hidden_spikes_per_sample']:.1f} spikes, {r['time_per_epoch_s']:.2f} s/epoch")
         if task not in cfg["exact_tasks"]:
             continue
-        r = train_exact(task, data, sizes, num_classes, seed)
+        r = train_exact(task, data[task], sizes, num_classes, seed)
         results[task]["exact"] = r
-        log(f"{task} exact: test {r['test_acc']:.3f}, {r['hidden_spikes_per_sample']:.1f} "
-            f"spikes, {r['time_per_epoch_s']:.2f} s/epoch (first {r['first_epoch_s']:.1f} s)")
+        if r["test_acc"] is None:
+            log(f"seed {seed}: {task} exact: stopped, {r['history'].get('error')}")
+            continue
+        log(f"seed {seed}: {task} exact: test {r['test_acc']:.3f}, "
+            f"{r['hidden_spikes_per_sample']:.1f} spikes, {r['time_per_epoch_s']:.2f} s/epoch "
+            f"(first {r['first_epoch_s']:.1f} s)")
+    return results
+
+
+def spread(values) -> dict:
+    """Per-seed values, their mean and sample standard deviation (numpy ddof=1); a
+    run that stopped (None) is listed and left out of the mean."""
+    ok = np.asarray([v for v in values if v is not None], dtype=float)
+    return {"per_seed": [None if v is None else float(v) for v in values],
+            "mean": float(ok.mean()) if len(ok) else None,
+            "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0,
+            "min": float(ok.min()) if len(ok) else None,
+            "max": float(ok.max()) if len(ok) else None}
+
+
+def summarise_seeds(per_seed: list) -> dict:
+    """Across the seeds: test accuracy (%), hidden spikes per sample and time per
+    epoch of each side and task, and the beta sweep's test accuracy (%)."""
+    pct = lambda v: None if v is None else 100 * v  # noqa: E731
+    out = {"std": "sample standard deviation over the seeds (numpy ddof=1)"}
+    for task in ("randman", "yinyang"):
+        out[task] = {}
+        for side in per_seed[0][task]:
+            rs = [r[task][side] for r in per_seed]
+            out[task][side] = {
+                "test_acc": spread([pct(r["test_acc"]) for r in rs]),
+                "hidden_spikes_per_sample": spread([r["hidden_spikes_per_sample"] for r in rs]),
+                "time_per_epoch_s": spread([r["time_per_epoch_s"] for r in rs])}
+    out["beta_sweep_test_acc"] = {
+        surrogate: {beta: spread([pct(r["beta_sweep"][surrogate][beta]["test_acc"])
+                                  for r in per_seed]) for beta in rows}
+        for surrogate, rows in per_seed[0]["beta_sweep"].items()}
+    out["beta_sweep_hidden_spikes"] = {
+        surrogate: {beta: spread([r["beta_sweep"][surrogate][beta]["hidden_spikes_per_sample"]
+                                  for r in per_seed]) for beta in rows}
+        for surrogate, rows in per_seed[0]["beta_sweep"].items()}
+    return out
+
+
+def run(fast: bool = False, seeds=SEEDS, log=None) -> dict:
+    """Train both sides on Randman and Yin-Yang and sweep beta on Randman, for every
+    seed.
+
+    **Arguments:**
+
+    - `fast`: tiny sizes, the first seed only, and the exact side on Randman only
+      (its compilation takes most of the time), instead of the full run (minutes).
+    - `seeds`: seeds of the initial weights and the mini-batch order (the data are
+      the same for every seed).
+    - `log`: where progress lines go (default: print).
+
+    **Returns:** a dict with the first seed's `randman` and `yinyang` (each `exact`
+    and `surrogate`: `test_acc`, `hidden_spikes_per_sample`, `time_per_epoch_s`,
+    `first_epoch_s`, `history`) and `beta_sweep` (`{surrogate: {beta: result}}` on
+    Randman), the other seeds' in `more_seeds` (`{seed: {...}}`), `summary` (per seed,
+    mean and standard deviation, ddof=1) and sizes.
+    """
+    log = log or functools.partial(print, flush=True)
+    if isinstance(seeds, int):
+        seeds = (seeds,)
+    cfg = FAST if fast else FULL
+    seeds = tuple(seeds[:1]) if fast else tuple(seeds)
+    start = time.perf_counter()
+    data = {task: load(task, cfg[task]) for task in ("randman", "yinyang")}
+    per_seed = [run_seed(cfg, data, seed, log) for seed in seeds]
+    results = dict(fast=fast, seeds=list(seeds), dtype=dtype_name(), t1=T1, tau_mem=TAU_MEM,
+                   tau_syn=TAU_SYN, batch_size=BATCH,
+                   sizes={k: cfg[k] for k in ("randman", "yinyang")})
+    for task in ("randman", "yinyang"):
+        (x_tr, y_tr), (x_te, y_te) = data[task]
+        results[task] = dict(num_train=int(len(y_tr)), num_test=int(len(y_te)),
+                             num_inputs=x_tr.num_neurons, **per_seed[0][task])
+    results["beta_sweep"] = per_seed[0]["beta_sweep"]
+    results["more_seeds"] = {str(s): r for s, r in zip(seeds[1:], per_seed[1:])}
+    results["summary"] = summarise_seeds(per_seed)
     results["total_time_s"] = time.perf_counter() - start
     return results
+
+
+def seed_runs(results, task, side):
+    """The results of `task`/`side` for every seed (the first seed's first)."""
+    runs = [results[task].get(side)] + [r[task].get(side)
+                                        for r in results.get("more_seeds", {}).values()]
+    return [r for r in runs if r is not None]
 
 
 def plot(results, path):
@@ -329,44 +407,52 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    sm = results["summary"]
+    seeds = results["seeds"]
     fig, ax = plt.subplots(2, 2, figsize=(11, 7.5))
     for k, task in enumerate(("randman", "yinyang")):
         a = ax[0, k]
         for side, style in (("exact", dict(color="k", lw=2)), ("surrogate", dict(color="C1"))):
-            r = results[task].get(side)
-            if r is None or r["test_acc"] is None:
+            runs = seed_runs(results, task, side)
+            if side not in sm[task]:
                 continue
-            ep = np.arange(1, len(r["history"]["test_acc"]) + 1)
-            a.plot(ep, 100 * np.asarray(r["history"]["test_acc"]), marker="o", ms=3,
-                   label=f"{side}: {100 * r['test_acc']:.1f} %, "
-                         f"{r['hidden_spikes_per_sample']:.0f} spikes/sample, "
-                         f"{r['time_per_epoch_s']:.2f} s/epoch", **style)
+            curves = [r["history"]["test_acc"] for r in runs]
+            n_ep = max(len(c) for c in curves)
+            full = 100 * np.array([c for c in curves if len(c) == n_ep])
+            if not len(full):
+                continue
+            ep = np.arange(1, n_ep + 1)
+            m = full.mean(0)
+            sd = full.std(0, ddof=1) if len(full) > 1 else np.zeros_like(m)
+            acc, spk = sm[task][side]["test_acc"], sm[task][side]["hidden_spikes_per_sample"]
+            a.plot(ep, m, marker="o", ms=3,
+                   label=f"{side}: {acc['mean']:.1f} ± {acc['std']:.1f} %, "
+                         f"{spk['mean']:.0f} spikes/sample, "
+                         f"{sm[task][side]['time_per_epoch_s']['mean']:.2f} s/epoch", **style)
+            a.fill_between(ep, m - sd, m + sd, color=style["color"], alpha=0.2, lw=0)
         n = results[task]
-        a.set(title=f"{task} ({n['num_train']} train / {n['num_test']} test): test accuracy",
-              xlabel="epoch", ylabel="%")
+        a.set(title=f"{task} ({n['num_train']} train / {n['num_test']} test): test accuracy,\n"
+                    f"mean ± std (ddof=1) over seeds {seeds}", xlabel="epoch", ylabel="%")
         a.legend(fontsize=7)
-    a = ax[1, 0]
-    sweep = results["beta_sweep"]
-    for surrogate, rows in sweep.items():
-        betas = [float(b) for b in rows]
-        a.semilogx(betas, [100 * r["test_acc"] for r in rows.values()], marker="o", label=surrogate)
-    exact = results["randman"]["exact"]["test_acc"]
-    if exact is not None:
-        a.axhline(100 * exact, color="k", lw=2, label="exact gradients")
-    a.set(title="randman: test accuracy vs surrogate scale beta (same epochs)",
-          xlabel="beta", ylabel="%")
-    a.legend(fontsize=8)
-    a = ax[1, 1]
-    for surrogate, rows in sweep.items():
-        betas = [float(b) for b in rows]
-        a.semilogx(betas, [r["hidden_spikes_per_sample"] for r in rows.values()], marker="o",
-                   label=surrogate)
-    if exact is not None:
-        a.axhline(results["randman"]["exact"]["hidden_spikes_per_sample"], color="k", lw=2,
-                  label="exact gradients")
-    a.set(title="randman: hidden spikes per test sample vs beta", xlabel="beta",
-          ylabel="spikes / sample")
-    a.legend(fontsize=8)
+    exact = sm["randman"].get("exact")
+    for a, key, unit, ylabel in ((ax[1, 0], "beta_sweep_test_acc", "test accuracy", "%"),
+                                 (ax[1, 1], "beta_sweep_hidden_spikes",
+                                  "hidden spikes per test sample", "spikes / sample")):
+        for i, (surrogate, rows) in enumerate(sm[key].items()):
+            betas = np.array([float(b) for b in rows]) * (1 + 0.04 * (i - 1))  # side by side
+            a.errorbar(betas, [r["mean"] for r in rows.values()],
+                       yerr=[r["std"] for r in rows.values()], marker="o", ms=4, capsize=3,
+                       label=surrogate)
+        a.set_xscale("log")
+        ref = None if exact is None else exact[
+            "test_acc" if key == "beta_sweep_test_acc" else "hidden_spikes_per_sample"]
+        if ref is not None and ref["mean"] is not None:
+            a.axhline(ref["mean"], color="k", lw=2, label="exact gradients (mean ± std)")
+            a.axhspan(ref["mean"] - ref["std"], ref["mean"] + ref["std"], color="k", alpha=0.1)
+        a.set(title=f"randman: {unit} vs surrogate scale beta\n(mean ± std over seeds {seeds})",
+              xlabel="beta", ylabel=ylabel)
+        a.title.set_fontsize(10)
+        a.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -375,33 +461,36 @@ def plot(results, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fast", action="store_true", help="tiny sizes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                   help="seeds of the initial weights and batch order (--fast: the first)")
     p.add_argument("--figure", default=None,
                    help="default docs/figures/zenke_vogels.png (not with --fast)")
     p.add_argument("--json", default=None,
                    help="default docs/figures/zenke_vogels.json (not with --fast)")
     args = p.parse_args(argv)
-    results = run(args.fast, args.seed)
+    results = run(args.fast, tuple(args.seeds))
     figure = args.figure or (None if args.fast else str(ROOT / "docs/figures/zenke_vogels.png"))
     out_json = args.json or (None if args.fast else str(ROOT / "docs/figures/zenke_vogels.json"))
+    if out_json:  # first: the numbers survive a failing plot
+        pathlib.Path(out_json).write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {out_json}")
     if figure:
         plot(results, figure)
         print(f"wrote {figure}")
-    if out_json:
-        pathlib.Path(out_json).write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {out_json}")
+    sm = results["summary"]
     for task in ("randman", "yinyang"):
         for side in ("exact", "surrogate"):
-            r = results[task].get(side)
-            if r is None:
+            for r in seed_runs(results, task, side):
+                if "error" in r["history"]:
+                    print(f"{task:8s} {side:9s}: stopped, {r['history']['error']}")
+            if side not in sm[task]:
                 continue
-            if "error" in r["history"]:
-                print(f"{task:8s} {side:9s}: stopped, {r['history']['error']}")
-            if r["test_acc"] is None:
+            acc, spk = sm[task][side]["test_acc"], sm[task][side]["hidden_spikes_per_sample"]
+            if acc["mean"] is None:
                 continue
-            print(f"{task:8s} {side:9s}: test {100 * r['test_acc']:.1f} %, "
-                  f"{r['hidden_spikes_per_sample']:.1f} hidden spikes/sample, "
-                  f"{r['time_per_epoch_s']:.2f} s/epoch (first epoch {r['first_epoch_s']:.1f} s)")
+            print(f"{task:8s} {side:9s}: test {acc['per_seed']} %, mean {acc['mean']:.2f} ± "
+                  f"{acc['std']:.2f} (std ddof=1); hidden spikes/sample {spk['mean']:.1f}; "
+                  f"{sm[task][side]['time_per_epoch_s']['mean']:.2f} s/epoch")
     print(f"total {results['total_time_s']:.0f} s")
     return results
 
