@@ -217,7 +217,7 @@ def coupled_run(p: Problem, max_pending: int | None) -> tuple[Simulation, list[F
         else:
             t_pend = jnp.asarray(jnp.inf, dtype)
         # in the order in which coinciding items are processed: saves, input arrivals,
-        # recurrent arrivals, ends of refractory periods
+        # recurrent arrivals, ends of refractory periods, the model switch
         t_sched = first_of(t_save, t_in, t_pend, t_release, t_switch_next, k.t1)
         # A neuron already at threshold (e.g. a jump put it there) fires now.
         fire_now = fires_now(neuron, c.t, c.y, refractory)
