@@ -62,6 +62,7 @@ import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _seeds import spread  # noqa: E402
 
 import spikeode as so  # noqa: E402
 from spikeode.baselines import perturbation as pert  # noqa: E402
@@ -394,15 +395,6 @@ def run_seed(task, fast, seed, tuned=None):
                 diverged=True, name=None, lr=grid[0][0], sigma=grid[0][1], final_loss=None)
     res["time_s"] = time.time() - t_start
     return res
-
-
-def spread(values):
-    """Per-seed values, their mean and sample standard deviation (numpy ddof=1); None
-    (a diverged run, a level not reached) is listed and left out of the mean."""
-    ok = np.asarray([v for v in values if v is not None], dtype=float)
-    return {"per_seed": [None if v is None else float(v) for v in values],
-            "mean": float(ok.mean()) if len(ok) else None,
-            "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0}
 
 
 def summarise(per_seed):

@@ -76,6 +76,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import optimistix  # noqa: E402
+from _seeds import spread  # noqa: E402
 from jaxtyping import Array, Float  # noqa: E402
 
 from spikeode.smooth import simulate_smooth, SmoothGatedNetwork, spike_times  # noqa: E402
@@ -677,12 +678,6 @@ def plot(results, path):
 
 
 # ----------------------------------------------------------------------------- run
-def _spread(values):
-    v = np.asarray(values, float)
-    return {"per_seed": v.tolist(), "mean": float(v.mean()), "std": float(v.std(ddof=1))
-            if len(v) > 1 else 0.0, "min": float(v.min()), "max": float(v.max())}
-
-
 def run(fast=False, seeds=(0, 1, 2), xor_steps=XOR_STEPS, pc_steps=PC_STEPS,
         adjoint="checkpoint"):
     """Both tasks for every seed and the gradient check; returns a JSON-able dict.
@@ -721,13 +716,13 @@ def run(fast=False, seeds=(0, 1, 2), xor_steps=XOR_STEPS, pc_steps=PC_STEPS,
               f"{q['heldout_rel_error']:.3f}  ({time.perf_counter() - start:.0f} s)", flush=True)
     xs = [r["xor"] for r in results["runs"]]
     results["summary"] = {
-        "xor_heldout_within": _spread([x["heldout_within"] for x in xs]),
-        "xor_heldout_accuracy": _spread([x["heldout_accuracy"] for x in xs]),
-        "xor_heldout_within_last_step": _spread([x["heldout_within_last_step"] for x in xs]),
-        "xor_heldout_accuracy_last_step": _spread([x["heldout_accuracy_last_step"]
+        "xor_heldout_within": spread([x["heldout_within"] for x in xs]),
+        "xor_heldout_accuracy": spread([x["heldout_accuracy"] for x in xs]),
+        "xor_heldout_within_last_step": spread([x["heldout_within_last_step"] for x in xs]),
+        "xor_heldout_accuracy_last_step": spread([x["heldout_accuracy_last_step"]
                                                    for x in xs]),
-        "pc_heldout_rel_error": _spread([r["predictive_coding"]["heldout_rel_error"]
-                                         for r in results["runs"]]),
+        "pc_heldout_rel_error": spread([r["predictive_coding"]["heldout_rel_error"]
+                                        for r in results["runs"]]),
     }
     results["gradient_check"] = gradient_check(*trained)
     results["total_time_s"] = time.perf_counter() - start

@@ -58,6 +58,7 @@ import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _seeds import spread  # noqa: E402
 
 import spikeode as so  # noqa: E402
 
@@ -338,13 +339,6 @@ def mostafa_event_loop_eval(sizes, params, x, y, chunk):
     }
 
 
-def summary(accs):
-    a = 100 * np.asarray(accs)
-    return {"per_seed": [float(v) for v in a], "mean": float(a.mean()),
-            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max())}
-
-
 # Training runs in float32 (as `spikeode train`'s default: the closed-form layers
 # compute in the dtype of the weights and spike times; 33 vs 52 ms per sample and
 # step for Mostafa's network); the checks against the event loop run in float64.
@@ -428,7 +422,7 @@ def run(fast=False, seeds=SEEDS, config=None, eval_samples=100):
         runs.append(r)
     results["mostafa"] = {"network": f"785-{c['hidden']}-10 (784 pixels + bias spike)",
                           "runs": runs,
-                          "test_acc": summary([r["test_acc_selected"] for r in runs])}
+                          "test_acc": spread([r["test_acc_selected"] for r in runs], scale=100)}
 
     # (b) LIF 784-350-10 closed form
     c = config["lif"]
@@ -447,7 +441,7 @@ def run(fast=False, seeds=SEEDS, config=None, eval_samples=100):
             runs.append(r)
         results["lif"] = {"network": f"785-{c['hidden']}-10 (784 pixels + bias spike)",
                           "runs": runs,
-                          "test_acc": summary([r["test_acc_selected"] for r in runs])}
+                          "test_acc": spread([r["test_acc_selected"] for r in runs], scale=100)}
 
     # (c) MLP ceilings
     c = config["mlp"]
@@ -464,7 +458,8 @@ def run(fast=False, seeds=SEEDS, config=None, eval_samples=100):
             r.pop("_params")
             runs.append(r)
         results[f"mlp_{hidden}"] = {"network": f"784-{hidden}-10 ReLU", "runs": runs,
-                                    "test_acc": summary([r["test_acc_selected"] for r in runs])}
+                                    "test_acc": spread([r["test_acc_selected"] for r in runs],
+                                                       scale=100)}
     results["total_time_s"] = time.perf_counter() - start
     return results
 

@@ -53,6 +53,7 @@ import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _seeds import spread  # noqa: E402
 
 import spikeode as so  # noqa: E402
 from spikeode._verify._formulas import mostafa_first_spike  # noqa: E402
@@ -441,14 +442,6 @@ def plot(results, path):
 
 
 SEEDS = (0, 1, 2)
-
-
-def spread(values):
-    """Per-seed values, their mean and sample standard deviation (ddof = 1)."""
-    a = np.asarray(values, dtype=float)
-    return {"per_seed": [float(v) for v in a], "mean": float(a.mean()),
-            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max())}
 
 
 def summarise(runs):

@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _seeds import spread
 
 import spikeode as so
 from spikeode.baselines import surrogate as sg
@@ -317,17 +318,6 @@ def run_seed(cfg: dict, data: dict, seed: int, log) -> dict:
             f"{r['hidden_spikes_per_sample']:.1f} spikes, {r['time_per_epoch_s']:.2f} s/epoch "
             f"(first {r['first_epoch_s']:.1f} s)")
     return results
-
-
-def spread(values) -> dict:
-    """Per-seed values, their mean and sample standard deviation (numpy ddof=1); a
-    run that stopped (None) is listed and left out of the mean."""
-    ok = np.asarray([v for v in values if v is not None], dtype=float)
-    return {"per_seed": [None if v is None else float(v) for v in values],
-            "mean": float(ok.mean()) if len(ok) else None,
-            "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0,
-            "min": float(ok.min()) if len(ok) else None,
-            "max": float(ok.max()) if len(ok) else None}
 
 
 def summarise_seeds(per_seed: list) -> dict:

@@ -55,7 +55,11 @@ def assert_same_runs(a, ga, b, gb, *, min_spikes, time_tol=1e-12, grad_tol=1e-9)
 
 
 def load_example(name: str):
-    """`examples/<name>.py` as a module (the examples are scripts, not a package)."""
+    """`examples/<name>.py` as a module (the examples are scripts, not a package).
+    `examples/` goes on `sys.path` first, as when a script is run, so that the
+    examples' shared helpers (`from _seeds import spread`) import."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
