@@ -138,10 +138,6 @@ class Drive(diffrax.AbstractPath):
         return box @ self.amps + self.sin_amp @ waves
 
 
-def _stack(paths):
-    return jax.tree_util.tree_map(lambda *x: np.stack(x), *paths)
-
-
 def _index(batch, i):
     return jax.tree_util.tree_map(lambda x: jnp.asarray(x[i]), batch)
 

@@ -96,11 +96,6 @@ def surplus_penalty(
     return jnp.sum((trial_end - safe) ** 2, axis=(-2, -1)) / train.num_neurons
 
 
-def valid_times(train):
-    t = np.asarray(train.times)
-    return t[np.asarray(train.valid)]
-
-
 # ---------------------------------------------------------------------------------
 # (a) one neuron, target spike times 2.5 and 7.5
 def single_neuron(fast: bool, steps: int | None = None, lr: float | None = None):
@@ -394,7 +389,9 @@ def deep_train(net0, data, *, epochs, batch_size, lr, use_pseudo, seed, chunk, l
             idx = order[b * batch_size : (b + 1) * batch_size]
             (loss, _), g = batch_gradient(params, static, take(x_tr, idx), y_tr[idx], flag)
             losses.append(float(loss))
-            gmax = max(gmax, max(float(jnp.max(jnp.abs(w))) for w in jax.tree.leaves(g)))
+            # (one host transfer per step for the largest gradient entry of any layer)
+            gmax = max(gmax, float(jnp.max(jnp.stack([jnp.max(jnp.abs(w))
+                                                       for w in jax.tree.leaves(g)]))))
             # (Optax's Adam mixes its int32 step count with float parameters: standard
             # promotion also where a caller runs JAX with strict promotion, as the tests do)
             with jax.numpy_dtype_promotion("standard"):
