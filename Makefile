@@ -22,12 +22,13 @@ run: $(STAMP)
 # or a single test named in tests/conftest.py) go to whichever worker is free, heaviest
 # first; a module's tests share its fixtures and compiled functions.
 # (ruff first: lint errors fail the suite in a second)
-# The default suite compiles with XLA's backend optimisation level 0: the same programs
-# (the same HLO), less optimised machine code, about a quarter less CPU time, since
-# the suite is dominated by compilation. `make test-slow`, `make check` and every
-# measurement run fully optimised code.
+# The default suite compiles as `spikeode check` does (spikeode.cli.xla_flags): XLA's
+# backend optimisation level 0 and its legacy CPU fusion emitters, the same programs
+# (the same HLO) compiled in far less time into less optimised machine code, since the
+# suite is dominated by compilation. `make test-slow` and every measurement run fully
+# optimised code.
 test: lint
-	XLA_FLAGS="--xla_backend_optimization_level=0 $$XLA_FLAGS" \
+	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false $$XLA_FLAGS" \
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 lint: $(STAMP)

@@ -911,12 +911,11 @@ def main(argv=None):
     if "yinyang" not in skip:
         for lib in libs:
             if lib == "spikeode":
-                # as `spikeode train` runs it: one CPU device per core, each batch split
-                # over them; and on one device, as the peers run
-                from spikeode.cli import cpu_cores
+                # as `spikeode train` runs it (its XLA flags: one CPU device per core,
+                # each batch split over them); and on one device, as the peers run
+                from spikeode.cli import xla_flags
 
-                env = dict(os.environ,
-                           XLA_FLAGS=f"--xla_force_host_platform_device_count={cpu_cores()}")
+                env = dict(os.environ, XLA_FLAGS=xla_flags("train"))
                 report["yinyang"][lib] = run_child("yinyang", lib, args, env=env)
                 report["yinyang"]["spikeode_one_device"] = run_child(
                     "yinyang", lib, args, ("--devices", "1"), env=env)

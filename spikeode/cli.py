@@ -141,14 +141,31 @@ def cpu_cores() -> int:
     return cores or 1
 
 
-def _use_all_cores():
-    """Give JAX one CPU device per core (unless XLA_FLAGS already says how many), so
-    that training can split each batch over them. Effective only before JAX's
-    backend starts, i.e. before the first computation."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        flag = f"--xla_force_host_platform_device_count={cpu_cores()}"
-        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+# The settings the `spikeode` command gives XLA (each unless XLA_FLAGS already makes
+# it), before JAX's backend starts:
+# - `train`, `eval`: one CPU device per core, so that training splits each batch over
+#   them (JAX shows one CPU device however many cores there are);
+# - `check`: XLA's backend optimisation level 0 and its legacy CPU fusion emitters.
+#   The checks' networks are small, so compilation is most of their time; this
+#   compiles the same programs (the same HLO) in about half the CPU time, into slower
+#   machine code, with the same results to round-off (docs/measurements.md).
+def xla_flags(command: str, flags: str = "") -> str:
+    """The XLA_FLAGS of `spikeode <command>`: `flags` (the caller's own, which win)
+    followed by each of the command's settings that `flags` does not make."""
+    wanted = {}
+    if command in ("train", "eval"):
+        wanted["xla_force_host_platform_device_count"] = str(cpu_cores())
+    if command == "check":
+        wanted["xla_backend_optimization_level"] = "0"
+        wanted["xla_cpu_use_fusion_emitters"] = "false"
+    extra = [f"--{name}={value}" for name, value in wanted.items() if name not in flags]
+    return " ".join([flags, *extra]).strip()
+
+
+def _configure_xla(command: str):
+    """Set XLA_FLAGS for `command` (`xla_flags`). Effective only before JAX's backend
+    starts, i.e. before the first computation."""
+    os.environ["XLA_FLAGS"] = xla_flags(command, os.environ.get("XLA_FLAGS", ""))
 
 
 def main(argv=None) -> int:
@@ -201,8 +218,7 @@ def main(argv=None) -> int:
     e.add_argument("checkpoint", help="path of a checkpoint (OUT/checkpoint)")
     e.set_defaults(func=_eval)
     args = parser.parse_args(argv)
-    if args.command in ("train", "eval"):
-        _use_all_cores()
+    _configure_xla(args.command)
     return args.func(args)
 
 

@@ -163,16 +163,22 @@ def test_corrupted_and_mismatched_checkpoints(trained, tmp_path):
         evaluate_checkpoint(os.path.join(str(tmp_path), "missing"))
 
 
-def test_cli_gives_jax_a_device_per_core_unless_told(monkeypatch):
+def test_cli_xla_flags(monkeypatch):
+    """`spikeode train`/`eval` give JAX a device per core, `check` compiles at
+    optimisation level 0 with XLA's legacy CPU fusion emitters; the caller's own flags
+    win."""
+    cores = f"--xla_force_host_platform_device_count={cli.cpu_cores()}"
+    fast = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
-    cli._use_all_cores()
-    assert os.environ["XLA_FLAGS"] == (
-        "--xla_cpu_enable_fast_math=false "
-        f"--xla_force_host_platform_device_count={cli.cpu_cores()}"
-    )
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    cli._use_all_cores()  # the user's choice stands
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+    cli._configure_xla("train")
+    assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false {cores}"
+    assert cli.xla_flags("eval") == cores
+    assert cli.xla_flags("check") == fast
+    # the user's choices stand
+    assert cli.xla_flags("train", "--xla_force_host_platform_device_count=1") == (
+        "--xla_force_host_platform_device_count=1")
+    assert cli.xla_flags("check", "--xla_backend_optimization_level=3") == (
+        "--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=false")
 
 
 @pytest.mark.parametrize(
