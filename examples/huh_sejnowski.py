@@ -38,7 +38,9 @@ the two.
 
 Units and choices (the paper's values were not available to us): time in ms, trial
 `T = 1000`; `tau_v = 20` ms; active zone `delta = 2` rad (crossing it takes ~20 ms,
-which also sets the solver's step bound, `delta tau_v / 8 = 5` ms); synaptic time
+which also sets the solver's step bound, `delta tau_v / 8 = 5` ms); 60 neurons for
+the XOR, 100 for predictive coding (whose held-out error is lower with more neurons:
+0.108-0.119 over the three seeds with 60, at the same number of steps); synaptic time
 constants fixed (not trained), log-uniform across neurons: 20-500 ms for the XOR (the
 slow ones hold the memory), 10-200 ms for predictive coding. Trained: `U`, `W`, `O`
 and the bias `b`. `W` and `O` act on the synaptic *trace* `tau_s s` of each
@@ -100,7 +102,7 @@ PRE_WEIGHT = 0.1  # weight of "readout = 0 before the go cue" in the XOR loss
 MARGIN = 15.0  # ms: the XOR loss asks for +-1 on the response window widened by this
 # full-run settings (the --fast mode uses tiny versions)
 XOR_NEURONS, XOR_TAU, XOR_LR, XOR_STEPS = 60, (20.0, 500.0), (2e-2, 2e-3), 400
-PC_NEURONS, PC_TAU, PC_LR, PC_STEPS = 60, (10.0, 200.0), (1e-2, 3e-3), 300
+PC_NEURONS, PC_TAU, PC_LR, PC_STEPS = 100, (10.0, 200.0), (1e-2, 3e-3), 300
 PC_FREQS = (1.0, 4.0)  # Hz, range of the predictive-coding sinusoids
 PC_START = 100.0  # ms: the reconstruction is scored from here on
 
