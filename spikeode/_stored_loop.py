@@ -175,9 +175,25 @@ def _forward(init, buffers, tables, consts, body, max_steps, *, record):
     k, carry, bufs, store = lax.while_loop(
         lambda s: eqxi.unvmap_any(~s[1].done & (s[0] < max_steps)),
         step,
-        (jnp.array(0, jnp.int32), init, dict(buffers), store),
+        _batched_like((jnp.array(0, jnp.int32), init, dict(buffers), store), init),
     )
     return carry, bufs, (k, store)
+
+
+def _batched_like(tree, ref):
+    """`tree` unchanged, but under `vmap` batched wherever a leaf of `ref` is.
+
+    Only for tracing: `vmap` of a while loop finds which carried values are batched
+    by batching the loop body again until that set stops growing; a carry that is
+    batched from the start (as every value of these loops becomes after one step)
+    saves a pass over the body, and over every loop inside it. `select(p, x, x)` is
+    `x`, and XLA removes it."""
+    arrays = [x for x in jax.tree_util.tree_leaves(ref) if eqx.is_array(x)]
+    if not arrays:
+        return tree
+    same = jnp.all(jnp.stack([jnp.all(x == x) for x in arrays]))
+    tie = lambda x: lax.select(jnp.broadcast_to(same, jnp.shape(x)), x, x)  # noqa: E731
+    return jax.tree_util.tree_map(tie, tree)
 
 
 @_stored.def_fwd
@@ -244,6 +260,7 @@ def _stored_bwd(residuals, grad_obj, perturbed, diff, buffers, body, max_steps):
     _, g_init, g_tables, g_consts = lax.while_loop(
         lambda s: s[0] > 0,
         back,
-        (eqxi.unvmap_max(num_steps), g_carry0, zeros(tables), zeros(consts_f)),
+        (eqxi.unvmap_max(num_steps),
+         *_batched_like((g_carry0, zeros(tables), zeros(consts_f)), num_steps)),
     )
     return (g_init, g_tables, g_consts)
