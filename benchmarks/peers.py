@@ -915,7 +915,8 @@ def main(argv=None):
                 # each batch split over them); and on one device, as the peers run
                 from spikeode.cli import xla_flags
 
-                env = dict(os.environ, XLA_FLAGS=xla_flags("train"))
+                flags = xla_flags("train", os.environ.get("XLA_FLAGS", ""))
+                env = dict(os.environ, XLA_FLAGS=flags)
                 report["yinyang"][lib] = run_child("yinyang", lib, args, env=env)
                 report["yinyang"]["spikeode_one_device"] = run_child(
                     "yinyang", lib, args, ("--devices", "1"), env=env)

@@ -143,21 +143,24 @@ def cpu_cores() -> int:
 
 # The settings the `spikeode` command gives XLA (each unless XLA_FLAGS already makes
 # it), before JAX's backend starts:
+# - every command: XLA's legacy CPU fusion emitters. The event loops make large
+#   programs, whose compilation is much of a short job: these emitters compile them in
+#   about 60-65 % of the CPU time of the default (MLIR) ones, and the Yin-Yang training
+#   steps run as fast (docs/measurements.md);
 # - `train`, `eval`: one CPU device per core, so that training splits each batch over
 #   them (JAX shows one CPU device however many cores there are);
-# - `check`: XLA's backend optimisation level 0 and its legacy CPU fusion emitters.
-#   The checks' networks are small, so compilation is most of their time; this
-#   compiles the same programs (the same HLO) in about half the CPU time, into slower
-#   machine code, with the same results to round-off (docs/measurements.md).
+# - `check`: XLA's backend optimisation level 0. The checks' networks are small, so
+#   compilation is most of their time; the same programs (the same HLO) compile in
+#   about half the CPU time into slower machine code, with the same results to
+#   round-off (docs/measurements.md).
 def xla_flags(command: str, flags: str = "") -> str:
     """The XLA_FLAGS of `spikeode <command>`: `flags` (the caller's own, which win)
     followed by each of the command's settings that `flags` does not make."""
-    wanted = {}
+    wanted = {"xla_cpu_use_fusion_emitters": "false"}
     if command in ("train", "eval"):
         wanted["xla_force_host_platform_device_count"] = str(cpu_cores())
     if command == "check":
         wanted["xla_backend_optimization_level"] = "0"
-        wanted["xla_cpu_use_fusion_emitters"] = "false"
     extra = [f"--{name}={value}" for name, value in wanted.items() if name not in flags]
     return " ".join([flags, *extra]).strip()
 

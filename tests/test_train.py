@@ -164,21 +164,21 @@ def test_corrupted_and_mismatched_checkpoints(trained, tmp_path):
 
 
 def test_cli_xla_flags(monkeypatch):
-    """`spikeode train`/`eval` give JAX a device per core, `check` compiles at
-    optimisation level 0 with XLA's legacy CPU fusion emitters; the caller's own flags
-    win."""
+    """Every `spikeode` command compiles with XLA's legacy CPU fusion emitters,
+    `train`/`eval` give JAX a device per core, `check` compiles at optimisation level
+    0; the caller's own flags win."""
     cores = f"--xla_force_host_platform_device_count={cli.cpu_cores()}"
-    fast = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+    legacy = "--xla_cpu_use_fusion_emitters=false"
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     cli._configure_xla("train")
-    assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false {cores}"
-    assert cli.xla_flags("eval") == cores
-    assert cli.xla_flags("check") == fast
+    assert os.environ["XLA_FLAGS"] == f"--xla_cpu_enable_fast_math=false {legacy} {cores}"
+    assert cli.xla_flags("eval") == f"{legacy} {cores}"
+    assert cli.xla_flags("check") == f"{legacy} --xla_backend_optimization_level=0"
     # the user's choices stand
-    assert cli.xla_flags("train", "--xla_force_host_platform_device_count=1") == (
-        "--xla_force_host_platform_device_count=1")
+    mine = "--xla_force_host_platform_device_count=1 --xla_cpu_use_fusion_emitters=true"
+    assert cli.xla_flags("train", mine) == mine
     assert cli.xla_flags("check", "--xla_backend_optimization_level=3") == (
-        "--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=false")
+        f"--xla_backend_optimization_level=3 {legacy}")
 
 
 @pytest.mark.parametrize(
