@@ -151,8 +151,9 @@ def cpu_cores() -> int:
 #   them (JAX shows one CPU device however many cores there are);
 # - `check`: XLA's backend optimisation level 0. The checks' networks are small, so
 #   compilation is most of their time; the same programs (the same HLO) compile in
-#   about half the CPU time into slower machine code, with the same results to
-#   round-off (docs/measurements.md).
+#   about half the CPU time into slower machine code, with the same spike counts,
+#   spike-time errors equal to round-off and gradient errors within their bounds
+#   (docs/measurements.md).
 def xla_flags(command: str, flags: str = "") -> str:
     """The XLA_FLAGS of `spikeode <command>`: `flags` (the caller's own, which win)
     followed by each of the command's settings that `flags` does not make."""
